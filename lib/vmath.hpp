@@ -1,0 +1,24 @@
+// Vectorised (xsimd) kernels over raw float spans: the transcendental functions the ops need.
+#pragma once
+
+#include <cstddef>
+
+namespace xtgrad::vmath {
+
+// y[i] = exp(x[i])
+void exp(const float* x, float* y, std::size_t n);
+// y[i] = log(x[i])
+void log(const float* x, float* y, std::size_t n);
+// y[i] = tanh(x[i])
+void tanh(const float* x, float* y, std::size_t n);
+// y[i] = 1 / (1 + exp(-x[i]))
+void sigmoid(const float* x, float* y, std::size_t n);
+// max over x[0..n), n > 0
+float max(const float* x, std::size_t n);
+// log(sum exp(x[i])), computed stably around the maximum; n > 0
+float logsumexp(const float* x, std::size_t n);
+// y[i] = scale * exp(x[i] - shift)       (assign), or
+// y[i] += scale * exp(x[i] - shift)      (accumulate = true)
+void scaled_exp(const float* x, float* y, std::size_t n, float shift, float scale, bool accumulate);
+
+}  // namespace xtgrad::vmath

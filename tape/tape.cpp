@@ -1,0 +1,192 @@
+#include "tape/tape.hpp"
+
+#include <fmt/core.h>
+
+#include "lib/error.hpp"
+
+namespace xtgrad {
+
+Parameter::Parameter(std::string n, Array v, std::vector<std::size_t> exported)
+    : name(std::move(n)), value(std::move(v)), export_shape(std::move(exported)) {
+    grad = Array(value.shape());
+    grad.fill(0.0f);
+}
+
+void Parameter::zero_grad() {
+    ensure_shape(grad, shape_of(value));
+    grad.fill(0.0f);
+}
+
+const Array& Var::value() const {
+    if (!tape) throw Error("Var: empty handle (not produced by any tape)");
+    return tape->node(*this).val();
+}
+
+const Array& Var::grad() const {
+    if (!tape) throw Error("Var: empty handle (not produced by any tape)");
+    return tape->grad(*this);
+}
+
+Shape Var::shape() const { return shape_of(value()); }
+
+void Tape::check(Var v, const char* op) const {
+    if (v.tape != this) {
+        throw Error(fmt::format("{}: input was recorded on {} tape", op, v.tape ? "another" : "no"));
+    }
+    if (v.generation != generation_) {
+        throw Error(fmt::format(
+            "{}: stale Var: it was recorded before the tape was cleared (recording {}, tape is at {})", op,
+            v.generation, generation_));
+    }
+    if (v.index >= size_) {
+        throw Error(fmt::format("{}: Var index {} is past the tape's {} nodes", op, v.index, size_));
+    }
+}
+
+Node& Tape::node(Var v, const char* op) {
+    check(v, op);
+    return *nodes_[v.index];
+}
+
+const Node& Tape::node(Var v, const char* op) const {
+    check(v, op);
+    return *nodes_[v.index];
+}
+
+Node& Tape::push(const char* op) {
+    if (size_ == nodes_.size()) nodes_.push_back(std::make_unique<Node>());
+    Node& n = *nodes_[size_];
+    n.op = op;
+    n.index = static_cast<std::uint32_t>(size_);
+    n.ext_value = nullptr;
+    n.ext_grad = nullptr;
+    n.in.clear();
+    n.backward = nullptr;
+    n.f0 = 0.0f;
+    n.i0 = n.i1 = 0;
+    n.requires_grad = false;
+    n.grad_live = false;
+    ++size_;
+    return n;
+}
+
+Var Tape::param(Parameter& p) {
+    if (p.grad.shape() != p.value.shape()) p.zero_grad();
+    Node& n = push("param");
+    n.ext_value = &p.value;
+    n.ext_grad = &p.grad;
+    n.requires_grad = grad_enabled_;
+    n.grad_live = true;  // a parameter's gradient always holds a value: backward adds to it
+    return var(n);
+}
+
+Var Tape::constant(const Array& a) {
+    Node& n = push("constant");
+    ensure_shape(n.value, shape_of(a));
+    std::copy(a.begin(), a.end(), n.value.begin());
+    return var(n);
+}
+
+Var Tape::constant(Shape s, float v) {
+    Node& n = push("constant");
+    ensure_shape(n.value, s);
+    n.value.fill(v);
+    return var(n);
+}
+
+Node& Tape::record(const char* op, std::initializer_list<Var> inputs, BackwardFn backward) {
+    for (const Var& v : inputs) check(v, op);
+    Node& n = push(op);
+    bool needs = false;
+    for (const Var& v : inputs) {
+        n.in.push_back(v.index);
+        needs = needs || nodes_[v.index]->requires_grad;
+    }
+    n.requires_grad = grad_enabled_ && needs;
+    n.backward = n.requires_grad ? backward : nullptr;
+    return n;
+}
+
+Node& Tape::record(const char* op, const std::vector<Var>& inputs, BackwardFn backward) {
+    for (const Var& v : inputs) check(v, op);
+    Node& n = push(op);
+    bool needs = false;
+    for (const Var& v : inputs) {
+        n.in.push_back(v.index);
+        needs = needs || nodes_[v.index]->requires_grad;
+    }
+    n.requires_grad = grad_enabled_ && needs;
+    n.backward = n.requires_grad ? backward : nullptr;
+    return n;
+}
+
+void Tape::backward(Var loss) {
+    const Shape s = shape_of(node(loss, "backward").val());
+    if (s[0] != 1 || s[1] != 1) {
+        throw ShapeError(fmt::format("backward: the loss must be (1 x 1), got {}; pass a seed gradient "
+                                     "for other shapes", shape_str(s)));
+    }
+    run_backward(loss, nullptr);
+}
+
+void Tape::backward(Var out, const Array& seed) {
+    const Array& v = node(out, "backward").val();
+    if (seed.shape() != v.shape()) {
+        throw ShapeError(fmt::format("backward: seed gradient {} does not match the value {}", shape_str(seed),
+                                     shape_str(v)));
+    }
+    run_backward(out, &seed);
+}
+
+void Tape::run_backward(Var out, const Array* seed) {
+    Node& top = node(out, "backward");
+    if (!top.requires_grad) {
+        throw Error(fmt::format("backward: '{}' does not depend on any parameter (or was recorded under NoGrad)",
+                                top.op));
+    }
+    for (std::size_t i = 0; i < size_; ++i) {
+        Node& n = *nodes_[i];
+        if (!n.ext_grad) n.grad_live = false;
+    }
+    Array& g = top.gradbuf();
+    if (!top.ext_grad) {
+        ensure_shape(g, shape_of(top.val()));
+        g.fill(0.0f);
+        top.grad_live = true;
+    }
+    if (seed) {
+        for (std::size_t k = 0; k < g.size(); ++k) g.data()[k] += seed->data()[k];
+    } else {
+        g(0, 0) += 1.0f;  // d loss / d loss
+    }
+    for (std::size_t i = out.index + 1; i-- > 0;) {
+        Node& n = *nodes_[i];
+        if (n.backward && n.grad_live) n.backward(*this, n);
+    }
+}
+
+void Tape::clear() {
+    size_ = 0;
+    ++generation_;
+}
+
+std::size_t Tape::recorded_ops() const {
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < size_; ++i) k += nodes_[i]->backward != nullptr;
+    return k;
+}
+
+const Array& Tape::grad(Var v) {
+    Node& n = node(v);
+    if (n.ext_grad) return *n.ext_grad;
+    if (!n.grad_live) {
+        ensure_shape(n.grad, shape_of(n.val()));
+        n.grad.fill(0.0f);
+        n.grad_live = true;
+    }
+    return n.grad;
+}
+
+Array detach(Var v) { return v.value(); }
+
+}  // namespace xtgrad

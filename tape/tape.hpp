@@ -1,0 +1,155 @@
+// The tape: an append-only list of recorded ops (a Wengert list) and one reverse pass over it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lib/array.hpp"
+
+namespace xtgrad {
+
+class Tape;
+struct Node;
+
+// A trainable array and the gradient accumulated into it; owned by a layer, never by a tape.
+struct Parameter {
+    std::string name;                       // stable dotted name, e.g. "rnn.weight_ih_l0"
+    Array value;                            // the weights
+    Array grad;                             // dLoss/dvalue, accumulated by every backward pass
+    std::vector<std::size_t> export_shape;  // shape as saved to files (e.g. PyTorch's 1-D bias); empty: value's
+
+    Parameter() = default;
+    // A named parameter with the given value and a zero gradient of the same shape.
+    Parameter(std::string n, Array v, std::vector<std::size_t> exported = {});
+
+    // Sets the gradient to zero (keeps its buffer).
+    void zero_grad();
+    // Number of scalars.
+    std::size_t size() const { return value.size(); }
+};
+
+// A handle to one value recorded on a tape: which tape, which node, which recording.
+// Cheap to copy; using it after its tape was cleared throws instead of reading stale data.
+struct Var {
+    Tape* tape = nullptr;
+    std::uint32_t index = 0;
+    std::uint32_t generation = 0;
+
+    // The forward value.
+    const Array& value() const;
+    // The gradient after backward (zeros where no gradient arrived).
+    const Array& grad() const;
+    // Rows and columns of the value.
+    Shape shape() const;
+    std::size_t rows() const { return shape()[0]; }
+    std::size_t cols() const { return shape()[1]; }
+};
+
+// A backward rule: reads the node's gradient and accumulates into its inputs' gradients.
+using BackwardFn = void (*)(Tape&, Node&);
+
+// One recorded op: its output value, its gradient, its inputs and the data its backward rule needs.
+// Nodes are pooled by the tape: after clear() their buffers are reused, so a steady-state step allocates nothing.
+struct Node {
+    const char* op = "";                  // op name, for error messages
+    std::uint32_t index = 0;              // position on the tape
+    Array value;                          // forward value (unused for parameter leaves)
+    Array grad;                           // gradient (unused for parameter leaves)
+    Array aux;                            // per-op saved data (dropout mask, log-sum-exp, ...)
+    Array scratch;                        // per-op temporary used by backward
+    const Array* ext_value = nullptr;     // parameter leaf: the parameter's value
+    Array* ext_grad = nullptr;            // parameter leaf: the parameter's gradient
+    std::vector<std::uint32_t> in;        // input node indices
+    Ids ids;                              // integer data (targets, gathered ids)
+    BackwardFn backward = nullptr;        // null for leaves and for nodes needing no gradient
+    float f0 = 0.0f;                      // scalar attribute (scale factor, dropout rate, ...)
+    long i0 = 0, i1 = 0;                  // integer attributes (slice bounds, ignored id, ...)
+    bool requires_grad = false;           // some input depends on a parameter
+    bool grad_live = false;               // grad holds a value (it is initialised on first accumulation)
+
+    // The forward value, wherever it is stored.
+    const Array& val() const { return ext_value ? *ext_value : value; }
+    // The gradient buffer, wherever it is stored.
+    Array& gradbuf() { return ext_grad ? *ext_grad : grad; }
+};
+
+// Records ops in execution order and runs backward as one reverse loop. Several tapes may coexist.
+class Tape {
+public:
+    Tape() = default;
+    Tape(const Tape&) = delete;
+    Tape& operator=(const Tape&) = delete;
+
+    // A leaf that reads p.value and accumulates its gradient into p.grad.
+    Var param(Parameter& p);
+    // A leaf holding a copy of a, carrying no gradient.
+    Var constant(const Array& a);
+    // A leaf of the given shape filled with v, carrying no gradient.
+    Var constant(Shape s, float v);
+
+    // Appends a node for an op (used by op implementations): inputs are checked to belong to this
+    // tape and its current recording; the node requires grad when recording is on and some input does.
+    Node& record(const char* op, std::initializer_list<Var> inputs, BackwardFn backward);
+    // The same with a variable number of inputs.
+    Node& record(const char* op, const std::vector<Var>& inputs, BackwardFn backward);
+
+    // Reverse pass from a (1 x 1) loss: gradients reach every node and every parameter used.
+    void backward(Var loss);
+    // Reverse pass from any value, with its gradient given (same shape as the value).
+    void backward(Var out, const Array& seed);
+
+    // Forgets every recorded op (handles become stale); node buffers are kept for reuse.
+    void clear();
+
+    // Whether ops record backward rules (false inside a NoGrad scope).
+    bool grad_enabled() const { return grad_enabled_; }
+    void set_grad_enabled(bool on) { grad_enabled_ = on; }
+
+    // Nodes recorded since the last clear().
+    std::size_t size() const { return size_; }
+    // Nodes recorded since the last clear() that carry a backward rule.
+    std::size_t recorded_ops() const;
+    // Counts clear() calls; part of every Var so that stale handles are caught.
+    std::uint32_t generation() const { return generation_; }
+
+    // The node behind a handle; throws Error naming `op` for a stale or foreign handle.
+    Node& node(Var v, const char* op = "Tape::node");
+    const Node& node(Var v, const char* op = "Tape::node") const;
+    // The node at a position of the current recording (used by backward rules).
+    Node& at(std::uint32_t i) { return *nodes_[i]; }
+    // The handle of a node of the current recording.
+    Var var(const Node& n) { return Var{this, n.index, generation_}; }
+
+    // Gradient of a node; zeros when no gradient reached it.
+    const Array& grad(Var v);
+
+private:
+    Node& push(const char* op);
+    void run_backward(Var out, const Array* seed);
+    void check(Var v, const char* op) const;
+
+    std::vector<std::unique_ptr<Node>> nodes_;  // pool; the first size_ are the current recording
+    std::size_t size_ = 0;
+    std::uint32_t generation_ = 1;
+    bool grad_enabled_ = true;
+};
+
+// Turns recording off on a tape for a scope (evaluation): ops compute values and record no backward rules.
+class NoGrad {
+public:
+    explicit NoGrad(Tape& t) : tape_(t), prev_(t.grad_enabled()) { t.set_grad_enabled(false); }
+    ~NoGrad() { tape_.set_grad_enabled(prev_); }
+    NoGrad(const NoGrad&) = delete;
+    NoGrad& operator=(const NoGrad&) = delete;
+
+private:
+    Tape& tape_;
+    bool prev_;
+};
+
+// A copy of a value, cut from the tape (safe to keep after clear()).
+Array detach(Var v);
+
+}  // namespace xtgrad
