@@ -23,4 +23,9 @@ void ensure_shape(Array& a, Shape s) {
     }
 }
 
+void copy_into(Array& dst, const Array& src) {
+    ensure_shape(dst, shape_of(src));
+    std::copy(src.begin(), src.end(), dst.begin());
+}
+
 }  // namespace xtgrad

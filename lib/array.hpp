@@ -33,4 +33,7 @@ Array full(Shape s, float v);
 // Resizes a to s; keeps the buffer (no allocation) when the element count is unchanged.
 void ensure_shape(Array& a, Shape s);
 
+// dst = src, reusing dst's buffer when the element count matches.
+void copy_into(Array& dst, const Array& src);
+
 }  // namespace xtgrad

@@ -111,6 +111,8 @@ public:
     std::size_t size() const { return size_; }
     // Nodes recorded since the last clear() that carry a backward rule.
     std::size_t recorded_ops() const;
+    // Nodes the pool holds (recorded or kept for reuse): flat in steady state.
+    std::size_t pool_size() const { return nodes_.size(); }
     // Counts clear() calls; part of every Var so that stale handles are caught.
     std::uint32_t generation() const { return generation_; }
 

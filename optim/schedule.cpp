@@ -1,0 +1,72 @@
+#include "optim/schedule.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include <fmt/core.h>
+
+#include "lib/error.hpp"
+
+namespace xtgrad {
+
+StepLR::StepLR(double base_, std::size_t step_size_, double gamma_) : base(base_), gamma(gamma_), step_size(step_size_) {
+    if (step_size == 0) throw ConfigError("StepLR: step_size must be at least 1");
+}
+
+double StepLR::at(std::size_t t) const { return base * std::pow(gamma, static_cast<double>(t / step_size)); }
+
+double ExponentialLR::at(std::size_t t) const { return base * std::pow(gamma, static_cast<double>(t)); }
+
+CosineLR::CosineLR(double base_, std::size_t t_max_, double eta_min_) : base(base_), eta_min(eta_min_), t_max(t_max_) {
+    if (t_max == 0) throw ConfigError("CosineLR: t_max must be at least 1");
+}
+
+double CosineLR::at(std::size_t t) const {
+    if (t >= t_max) return eta_min;
+    const double pi = 3.14159265358979323846;
+    return eta_min + (base - eta_min) * (1.0 + std::cos(pi * static_cast<double>(t) / static_cast<double>(t_max))) / 2.0;
+}
+
+WarmupLR::WarmupLR(std::unique_ptr<Schedule> inner_, std::size_t warmup_) : inner(std::move(inner_)), warmup(warmup_) {
+    if (!inner) throw ConfigError("WarmupLR: needs a schedule to warm up into");
+}
+
+double WarmupLR::at(std::size_t t) const {
+    const double r = inner->at(t);
+    return t < warmup ? r * static_cast<double>(t + 1) / static_cast<double>(warmup) : r;
+}
+
+PlateauLR::PlateauLR(double lr, double factor, std::size_t patience, double threshold, double min_lr)
+    : lr_(lr), factor_(factor), threshold_(threshold), min_lr_(min_lr), patience_(patience),
+      best_(std::numeric_limits<double>::infinity()) {
+    if (!(factor > 0.0 && factor < 1.0)) throw ConfigError(fmt::format("PlateauLR: factor must be in (0, 1), got {}", factor));
+}
+
+bool PlateauLR::step(double val_loss) {
+    if (val_loss < best_ * (1.0 - threshold_)) {
+        best_ = val_loss;
+        bad_ = 0;
+        return false;
+    }
+    if (++bad_ <= patience_) return false;
+    bad_ = 0;
+    const double next = std::max(lr_ * factor_, min_lr_);
+    const bool reduced = next < lr_;
+    lr_ = next;
+    return reduced;
+}
+
+void PlateauLR::save_state(StateDict& sd, const std::string& prefix) const {
+    sd.put_double(prefix + "lr", lr_);
+    sd.put_double(prefix + "best", best_);
+    sd.put_int(prefix + "bad", static_cast<std::int64_t>(bad_));
+}
+
+void PlateauLR::load_state(const StateDict& sd, const std::string& prefix) {
+    lr_ = sd.get_double(prefix + "lr", "schedule state");
+    best_ = sd.get_double(prefix + "best", "schedule state");
+    bad_ = static_cast<std::size_t>(sd.get_int(prefix + "bad", "schedule state"));
+}
+
+}  // namespace xtgrad
