@@ -2,6 +2,9 @@
 
 #include <cmath>
 
+#include <fmt/core.h>
+
+#include "lib/error.hpp"
 #include "tape/ops.hpp"
 
 namespace xtgrad {
@@ -17,11 +20,18 @@ Linear::Linear(const std::string& name, std::size_t in, std::size_t out, Rng& rn
 
 Var Linear::operator()(Var x) {
     Tape& t = *x.tape;
-    return has_bias ? affine(x, t.param(weight), t.param(bias)) : matmul_t(x, t.param(weight));
+    return has_bias ? affine(x, t.param(*w_), t.param(bias)) : matmul_t(x, t.param(*w_));
+}
+
+void Linear::tie_weight(Parameter& shared) {
+    if (shared.value.shape() != weight.value.shape())
+        throw ShapeError(fmt::format("Linear '{}': cannot tie to '{}' of shape {}, the weight is {}", weight.name,
+                                     shared.name, shape_str(shared.value), shape_str(weight.value)));
+    w_ = &shared;
 }
 
 void Linear::collect(std::vector<Parameter*>& out) {
-    out.push_back(&weight);
+    if (!tied()) out.push_back(&weight);
     if (has_bias) out.push_back(&bias);
 }
 

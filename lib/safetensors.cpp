@@ -1,0 +1,216 @@
+#include "lib/safetensors.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/core.h>
+
+#include "lib/error.hpp"
+#include "lib/json.hpp"
+
+namespace xtgrad {
+
+namespace {
+
+constexpr std::uint64_t kMaxHeader = 100ull << 20;  // as the reference implementation: 100 MB
+
+static_assert(sizeof(float) == 4, "F32 tensors");
+
+bool little_endian() {
+    const std::uint16_t one = 1;
+    unsigned char b;
+    std::memcpy(&b, &one, 1);
+    return b == 1;
+}
+
+std::string sys_error() { return std::strerror(errno); }
+
+}  // namespace
+
+std::string encode_safetensors(const StateDict& sd) {
+    if (!little_endian()) throw FileError("safetensors: only little-endian machines are supported");
+    std::string header = "{";
+    if (!sd.metadata.empty()) {
+        header += "\"__metadata__\":{";
+        bool first = true;
+        for (const auto& [k, v] : sd.metadata) {
+            header += (first ? "" : ",") + json::quote(k) + ":" + json::quote(v);
+            first = false;
+        }
+        header += "}";
+    }
+    std::uint64_t offset = 0;
+    for (const auto& [name, e] : sd.tensors) {
+        std::size_t count = 1;
+        for (std::size_t d : e.shape) count *= d;
+        if (count != e.value.size())
+            throw FileError(fmt::format("safetensors: tensor '{}' declares shape {} but holds {} values", name,
+                                        shape_str(e.shape), e.value.size()));
+        if (name == "__metadata__") throw FileError("safetensors: a tensor cannot be called __metadata__");
+        std::string dims;
+        for (std::size_t k = 0; k < e.shape.size(); ++k) dims += fmt::format("{}{}", k ? "," : "", e.shape[k]);
+        const std::uint64_t end = offset + 4 * count;
+        header += fmt::format("{}{}:{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
+                              header.size() > 1 ? "," : "", json::quote(name), dims, offset, end);
+        offset = end;
+    }
+    header += "}";
+    while (header.size() % 8) header += ' ';  // the spec pads the header with spaces to 8-byte alignment
+
+    std::string out;
+    out.reserve(8 + header.size() + offset);
+    const std::uint64_t n = header.size();
+    for (int b = 0; b < 8; ++b) out += static_cast<char>((n >> (8 * b)) & 0xFF);
+    out += header;
+    for (const auto& kv : sd.tensors)
+        out.append(reinterpret_cast<const char*>(kv.second.value.data()), 4 * kv.second.value.size());
+    return out;
+}
+
+StateDict decode_safetensors(const std::string& bytes, const std::string& name) {
+    if (!little_endian()) throw FileError("safetensors: only little-endian machines are supported");
+    if (bytes.size() < 8)
+        throw FileError(fmt::format("{}: not a safetensors file: {} bytes, shorter than the 8-byte header length", name,
+                                    bytes.size()));
+    std::uint64_t n = 0;
+    for (int b = 0; b < 8; ++b) n |= static_cast<std::uint64_t>(static_cast<unsigned char>(bytes[b])) << (8 * b);
+    if (n > kMaxHeader)
+        throw FileError(fmt::format("{}: declared header length {} bytes exceeds the 100 MB limit (corrupt file?)", name, n));
+    if (n > bytes.size() - 8)
+        throw FileError(fmt::format("{}: declared header length {} bytes runs past the end of the {}-byte file (truncated?)",
+                                    name, n, bytes.size()));
+    if (n < 2) throw FileError(fmt::format("{}: header length {} is too short for a JSON object", name, n));
+    const std::string header = bytes.substr(8, n);
+    const json::Value root = json::parse(header, name);
+    if (root.kind != json::Value::Kind::object) throw FileError(fmt::format("{}: the header is not a JSON object", name));
+    const std::uint64_t buffer = bytes.size() - 8 - n;
+    const char* data = bytes.data() + 8 + n;
+
+    StateDict sd;
+    struct Span {
+        std::uint64_t begin, end;
+        std::string name;
+    };
+    std::vector<Span> spans;
+    for (const auto& [key, v] : root.object) {
+        if (key == "__metadata__") {
+            if (v.kind != json::Value::Kind::object) throw FileError(fmt::format("{}: __metadata__ is not an object", name));
+            for (const auto& [mk, mv] : v.object) {
+                if (mv.kind != json::Value::Kind::string)
+                    throw FileError(fmt::format("{}: metadata '{}' is not a string", name, mk));
+                sd.metadata[mk] = mv.string;
+            }
+            continue;
+        }
+        const std::string where = fmt::format("{}: tensor '{}'", name, key);
+        if (v.kind != json::Value::Kind::object) throw FileError(where + ": entry is not an object");
+        const json::Value* dtype = v.find("dtype");
+        const json::Value* shape = v.find("shape");
+        const json::Value* offs = v.find("data_offsets");
+        if (!dtype || dtype->kind != json::Value::Kind::string) throw FileError(where + ": missing dtype");
+        if (dtype->string != "F32")
+            throw FileError(fmt::format("{}: dtype {} is not supported; xtgrad reads F32 (save with tensor.float())", where,
+                                        dtype->string));
+        if (!shape || shape->kind != json::Value::Kind::array) throw FileError(where + ": missing shape");
+        std::vector<std::size_t> dims;
+        std::uint64_t count = 1;
+        for (const json::Value& d : shape->array) {
+            if (d.kind != json::Value::Kind::number || !d.integral || d.negative)
+                throw FileError(where + ": shape entries must be non-negative integers");
+            if (d.uint != 0 && count > (1ull << 40) / d.uint) throw FileError(where + ": shape is absurdly large");
+            count *= d.uint;
+            dims.push_back(static_cast<std::size_t>(d.uint));
+        }
+        if (!offs || offs->kind != json::Value::Kind::array || offs->array.size() != 2)
+            throw FileError(where + ": data_offsets must be [begin, end]");
+        for (const json::Value& o : offs->array)
+            if (o.kind != json::Value::Kind::number || !o.integral || o.negative)
+                throw FileError(where + ": data_offsets must be non-negative integers");
+        const std::uint64_t b = offs->array[0].uint, e = offs->array[1].uint;
+        if (b > e || e > buffer)
+            throw FileError(fmt::format("{}: data_offsets [{}, {}] fall outside the {}-byte data buffer (truncated?)", where,
+                                        b, e, buffer));
+        if (e - b != 4 * count)
+            throw FileError(fmt::format("{}: data_offsets [{}, {}] hold {} bytes but shape {} of F32 needs {}", where, b, e,
+                                        e - b, shape_str(dims), 4 * count));
+        spans.push_back({b, e, key});
+        StateDict::Entry entry;
+        entry.shape = dims;
+        const std::size_t cols = dims.empty() ? 1 : dims.back();
+        const std::size_t rows = cols == 0 ? 0 : static_cast<std::size_t>(count) / cols;
+        entry.value = Array({dims.size() <= 1 ? 1 : rows, dims.size() <= 1 ? static_cast<std::size_t>(count) : cols});
+        if (count) std::memcpy(entry.value.data(), data + b, 4 * count);
+        sd.tensors.emplace(key, std::move(entry));
+    }
+    std::sort(spans.begin(), spans.end(), [](const Span& x, const Span& y) { return x.begin < y.begin; });
+    std::uint64_t at = 0;
+    for (const Span& s : spans) {
+        if (s.begin < at) throw FileError(fmt::format("{}: tensor '{}' overlaps the tensor before it", name, s.name));
+        if (s.begin > at) throw FileError(fmt::format("{}: a hole of {} bytes before tensor '{}'", name, s.begin - at, s.name));
+        at = s.end;
+    }
+    if (at != buffer)
+        throw FileError(fmt::format("{}: the data buffer has {} bytes but the tensors cover {}", name, buffer, at));
+    return sd;
+}
+
+std::string read_file(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) throw FileError(fmt::format("{}: cannot open: {}", path, sys_error()));
+    if (!S_ISREG(st.st_mode)) throw FileError(fmt::format("{}: not a regular file", path));
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw FileError(fmt::format("{}: cannot open: {}", path, sys_error()));
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    if (in.bad()) throw FileError(fmt::format("{}: read error", path));
+    return ss.str();
+}
+
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+    const std::size_t slash = path.find_last_of('/');
+    const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+    const std::string tmp = fmt::format("{}.tmp.{}", path, static_cast<long>(::getpid()));
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw FileError(fmt::format("{}: cannot create a temporary file {}: {}", path, tmp, sys_error()));
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+        const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            const std::string why = sys_error();
+            ::close(fd);
+            ::unlink(tmp.c_str());
+            throw FileError(fmt::format("{}: write failed after {} of {} bytes: {} (the previous file is intact)", path,
+                                        done, bytes.size(), why));
+        }
+        done += static_cast<std::size_t>(w);
+    }
+    if (::fsync(fd) != 0 || ::close(fd) != 0) {
+        const std::string why = sys_error();
+        ::unlink(tmp.c_str());
+        throw FileError(fmt::format("{}: fsync failed: {} (the previous file is intact)", path, why));
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        const std::string why = sys_error();
+        ::unlink(tmp.c_str());
+        throw FileError(fmt::format("{}: rename from {} failed: {} (the previous file is intact)", path, tmp, why));
+    }
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        ::fsync(dfd);  // make the rename itself durable
+        ::close(dfd);
+    }
+}
+
+void save_safetensors(const std::string& path, const StateDict& sd) { write_file_atomic(path, encode_safetensors(sd)); }
+
+StateDict load_safetensors(const std::string& path) { return decode_safetensors(read_file(path), path); }
+
+}  // namespace xtgrad

@@ -1,0 +1,32 @@
+// safetensors files (8-byte header length, JSON header, raw little-endian tensors), read and written here,
+// with atomic writes and full validation on read.
+#pragma once
+
+#include <string>
+
+#include "lib/state_dict.hpp"
+
+namespace xtgrad {
+
+// The bytes of a safetensors file holding sd (F32 tensors, sorted by name, metadata in "__metadata__").
+std::string encode_safetensors(const StateDict& sd);
+
+// Parses the bytes of a safetensors file. Validates the header length against the size, the JSON, every
+// dtype (F32 only), shape, and offset (inside the buffer, matching the shape, no overlap, no holes); throws
+// FileError naming `name`, the tensor and what is wrong. Never reads out of bounds.
+StateDict decode_safetensors(const std::string& bytes, const std::string& name);
+
+// Writes sd to path atomically: a temporary file in the same folder, flushed and fsync'ed, renamed over path,
+// then the folder fsync'ed. A crash at any moment leaves either the old file or the new one, never a mix.
+void save_safetensors(const std::string& path, const StateDict& sd);
+
+// Reads and validates a safetensors file (see decode_safetensors); throws FileError naming the path.
+StateDict load_safetensors(const std::string& path);
+
+// Writes bytes to path atomically (as save_safetensors does).
+void write_file_atomic(const std::string& path, const std::string& bytes);
+
+// The whole content of a file; throws FileError naming the path and the system's reason.
+std::string read_file(const std::string& path);
+
+}  // namespace xtgrad
