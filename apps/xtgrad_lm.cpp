@@ -39,6 +39,7 @@ train flags (PyTorch word_language_model names; --batch_size and --batch-size bo
   --init FILE          start from weights with the example's names (safetensors)
   --resume FILE        continue an interrupted run exactly (a .resume.safetensors file)
   --eval_batch_size N [10]  --eval-max-batches N
+  --stop-after-batches N   stop after N batches in all, leaving a resume point (a time budget)
 
 eval flags:     --checkpoint FILE  --data DIR  [--split test|valid] [--level L] [--model M] [--bptt N]
 generate flags: --checkpoint FILE  [--data DIR] [--words N (100)] [--temperature T (1.0)] [--top-k K (0: all)]
@@ -74,6 +75,7 @@ int cmd_train(Args& a, const char* argv0) {
     o.max_batches = static_cast<std::size_t>(a.integer("max-batches", 0, 0, 1L << 40));
     o.eval_max_batches = static_cast<std::size_t>(a.integer("eval-max-batches", 0, 0, 1L << 40));
     o.checkpoint_interval = static_cast<std::size_t>(a.integer("checkpoint-interval", 1000, 0, 1L << 40));
+    o.stop_after = static_cast<std::size_t>(a.integer("stop-after-batches", 0, 0, 1L << 40));
     o.save = a.str("save", "model.safetensors");
     o.init = a.str("init", "");
     o.resume = a.str("resume", "");
@@ -181,7 +183,7 @@ int main(int argc, char** argv) {
             Args a(argc, argv, 2, {"interactive"});
             return cmd_generate(a, argv[0]);
         }
-        fmt::print(std::cerr, "xtgrad-lm: unknown command '{}'\n\n{}", cmd, kUsage);
+        fmt::print(std::cerr, "xtgrad-lm: error: unknown command '{}'\n\n{}", cmd, kUsage);
         return 2;
     } catch (const ConfigError& e) {
         fmt::print(std::cerr, "xtgrad-lm {}: error: {}\n", cmd, e.what());

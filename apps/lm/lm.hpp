@@ -16,6 +16,7 @@ struct TrainOptions {
     double lr = 20.0, clip = 0.25, momentum = 0.0, weight_decay = 0.0;
     std::size_t epochs = 40, batch_size = 20, eval_batch_size = 10, bptt = 35, log_interval = 200, max_batches = 0,
                 eval_max_batches = 0, checkpoint_interval = 1000;
+    std::size_t stop_after = 0;  // stop after this many batches in all (0: never), leaving a resume point there
     std::uint64_t seed = 1111;
     bool quiet = false;
 };
@@ -25,6 +26,7 @@ struct TrainResult {
     double best_val_loss = 0.0, test_loss = 0.0, train_seconds = 0.0, tokens_per_second = 0.0;
     std::size_t batches = 0;
     bool stopped_non_finite = false;
+    bool stopped_early = false;  // --stop-after-batches was reached
 };
 
 // The data directory: `given` when not empty, else ../shared/data/<name> next to the working directory or the

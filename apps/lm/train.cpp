@@ -247,6 +247,12 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
                 interval_loss = interval_norm = 0.0;
                 interval_batches = interval_tokens = 0;
             }
+            if (o.stop_after && prog.total_batches >= o.stop_after && b + 1 < nbatches) {
+                save_resume();
+                say(fmt::format("stopped after {} batches as asked; resume with --resume {}", prog.total_batches, resume_file));
+                res.stopped_early = true;
+                return res;
+            }
             if (o.checkpoint_interval && prog.total_batches % o.checkpoint_interval == 0 && b + 1 < nbatches) save_resume();
         }
         const double epoch_time = now() - epoch_start;
@@ -269,6 +275,11 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
         prog.batch = 0;
         save_resume();
         --prog.epoch;  // the loop header steps it again
+        if (o.stop_after && prog.total_batches >= o.stop_after && prog.epoch < o.epochs) {
+            say(fmt::format("stopped after {} batches as asked; resume with --resume {}", prog.total_batches, resume_file));
+            res.stopped_early = true;
+            return res;
+        }
     }
     res.train_seconds = timed;
     res.tokens_per_second = timed > 0 ? static_cast<double>(timed_tokens) / timed : 0.0;

@@ -1,0 +1,262 @@
+// Checkpoints: safetensors by the spec, bad files with clear errors, atomic writes under SIGKILL, exact resume.
+#include <doctest/doctest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/core.h>
+
+#include "apps/lm/checkpoint.hpp"
+#include "apps/lm/lm.hpp"
+#include "lib/error.hpp"
+#include "lib/safetensors.hpp"
+
+using namespace xtgrad;
+
+namespace {
+
+std::string tmpdir() {
+    char tmpl[] = "/tmp/xtgrad-ckpt-XXXXXX";
+    const char* d = ::mkdtemp(tmpl);
+    REQUIRE(d != nullptr);
+    return d;
+}
+
+std::string le64(std::uint64_t n) {
+    std::string s;
+    for (int b = 0; b < 8; ++b) s += static_cast<char>((n >> (8 * b)) & 0xFF);
+    return s;
+}
+
+std::string f32(std::initializer_list<float> v) {
+    std::string s;
+    for (float x : v) {
+        std::uint32_t u;
+        std::memcpy(&u, &x, 4);
+        for (int b = 0; b < 4; ++b) s += static_cast<char>((u >> (8 * b)) & 0xFF);  // little-endian, by hand
+    }
+    return s;
+}
+
+// A file as another program would write it, byte by byte from the spec: u64 header size, JSON header, data.
+std::string fixture(const std::string& header, const std::string& data) { return le64(header.size()) + header + data; }
+
+const std::string kHeader =
+    R"({"__metadata__":{"format":"pt"},"b":{"dtype":"F32","shape":[2],"data_offsets":[24,32]},)"
+    R"("a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}})";
+const std::string kData = f32({1, 2, 3, 4, 5, 6}) + f32({-0.5f, 7.25f});
+
+void expect_error(const std::string& bytes, const std::string& what) {
+    INFO("expected an error containing: ", what);
+    CHECK_THROWS_WITH_AS(decode_safetensors(bytes, "f.safetensors"), doctest::Contains(what.c_str()), FileError);
+}
+
+}  // namespace
+
+TEST_CASE("safetensors: a file written byte by byte from the spec loads, and round-trips through our writer") {
+    const StateDict sd = decode_safetensors(fixture(kHeader, kData), "fixture");
+    REQUIRE(sd.tensors.size() == 2);
+    CHECK(sd.metadata.at("format") == "pt");
+    const auto& a = sd.get("a");
+    CHECK(a.shape == std::vector<std::size_t>{2, 3});
+    CHECK(a.value(1, 2) == 6.0f);
+    const auto& b = sd.get("b");
+    CHECK(b.shape == std::vector<std::size_t>{2});
+    CHECK(b.value(0, 1) == 7.25f);
+
+    const std::string ours = encode_safetensors(sd);
+    std::uint64_t n = 0;
+    for (int k = 0; k < 8; ++k) n |= static_cast<std::uint64_t>(static_cast<unsigned char>(ours[k])) << (8 * k);
+    CHECK(n % 8 == 0);  // header padded to 8 bytes, as the spec recommends
+    CHECK(ours.substr(8 + n) == f32({1, 2, 3, 4, 5, 6}) + f32({-0.5f, 7.25f}));  // sorted by name: a, then b
+    const StateDict back = decode_safetensors(ours, "ours");
+    CHECK(back.get("a").value == a.value);
+    CHECK(back.get("b").shape == b.shape);
+    CHECK(back.metadata == sd.metadata);
+
+    // scalars (shape []) and empty tensors are legal
+    const std::string h2 = R"({"s":{"dtype":"F32","shape":[],"data_offsets":[0,4]},"e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]}})";
+    const StateDict sc = decode_safetensors(fixture(h2, f32({3.5f})), "scalar");
+    CHECK(sc.get("s").value(0, 0) == 3.5f);
+    CHECK(sc.get("e").value.size() == 0);
+}
+
+TEST_CASE("safetensors: truncated, corrupted and inconsistent files give clear errors, never a crash") {
+    const std::string good = fixture(kHeader, kData);
+    for (std::size_t cut : {std::size_t{0}, std::size_t{3}, std::size_t{8}, std::size_t{20}, good.size() - kData.size() - 1,
+                            good.size() - 9, good.size() - 1}) {
+        INFO("truncated to ", cut, " bytes");
+        CHECK_THROWS_AS(decode_safetensors(good.substr(0, cut), "t"), FileError);
+    }
+    expect_error(good.substr(0, 5), "shorter than the 8-byte header length");
+    expect_error(good.substr(0, good.size() - 1), "data_offsets [24, 32] fall outside the 31-byte data buffer");
+    expect_error(good + "junk", "the data buffer has 36 bytes but the tensors cover 32");
+    expect_error(le64(1ull << 40) + kHeader + kData, "exceeds the 100 MB limit");
+    expect_error(le64(kHeader.size() + 100) + kHeader + kData, "runs past the end");
+    for (std::size_t pos : {std::size_t{8}, std::size_t{9}, std::size_t{40}, std::size_t{8} + kHeader.size() - 1}) {
+        std::string bad = good;
+        bad[pos] ^= 0x5A;  // flip bits inside the JSON header
+        INFO("flipped byte ", pos);
+        CHECK_THROWS_AS(decode_safetensors(bad, "flip"), FileError);
+    }
+    std::string h = kHeader;
+    h.replace(h.find("F32"), 3, "F16");
+    expect_error(fixture(h, kData), "dtype F16 is not supported");
+    h = kHeader;
+    h.replace(h.find("[2,3]"), 5, "[3,3]");
+    expect_error(fixture(h, kData), "hold 24 bytes but shape [3, 3] of F32 needs 36");
+    h = kHeader;
+    h.replace(h.find("[0,24]"), 6, "[0,99]");
+    expect_error(fixture(h, kData), "fall outside the 32-byte data buffer");
+    h = kHeader;
+    h.replace(h.find("[24,32]"), 7, "[16,24]");
+    expect_error(fixture(h, kData + "xxxxxxxx"), "overlaps");
+    expect_error(fixture(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", f32({1, 2})), "a hole of 4 bytes");
+    expect_error(fixture(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", f32({1, 2})),
+                 "duplicate key");
+    expect_error(fixture(R"([1,2])", ""), "not a JSON object");
+    expect_error(fixture(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", f32({1})), "non-negative integers");
+    expect_error(fixture(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]})", f32({1})), "malformed JSON");
+    expect_error(fixture(std::string(200, '['), ""), "nesting deeper than 64");
+    CHECK_THROWS_WITH_AS(load_safetensors("/nonexistent/x.safetensors"), doctest::Contains("/nonexistent/x.safetensors: cannot open"), FileError);
+    CHECK_THROWS_WITH_AS(load_safetensors("/tmp"), doctest::Contains("not a regular file"), FileError);
+}
+
+TEST_CASE("loading weights into a model of another shape names the tensor and both shapes") {
+    LMConfig c;
+    c.vocab = 30;
+    c.emsize = c.nhid = 8;
+    Rng rng(1);
+    RNNLM model(c, rng);
+    StateDict sd;
+    model.save_weights(sd);
+    LMConfig big = c;
+    big.nhid = 12;
+    RNNLM other(big, rng);
+    CHECK_THROWS_WITH_AS(other.load_weights(sd, "m.safetensors"),
+                         doctest::Contains("m.safetensors: tensor 'rnn.weight_ih_l0' has shape [32, 8], this LSTM 2x12"), FileError);
+    StateDict missing = sd;
+    missing.tensors.erase("decoder.bias");
+    CHECK_THROWS_WITH_AS(model.load_weights(missing, "m"), doctest::Contains("no tensor named 'decoder.bias'"), FileError);
+    StateDict extra = sd;
+    extra.put("rnn.weight_ih_l2", Array({32, 8}));
+    CHECK_THROWS_WITH_AS(model.load_weights(extra, "m"), doctest::Contains("unexpected tensor 'rnn.weight_ih_l2'"), FileError);
+    // a plain PyTorch state dict: the architecture is read from names and shapes
+    const LMConfig inferred = LMConfig::infer(sd, "", "pt");
+    CHECK(inferred.model == "LSTM");
+    CHECK(inferred.nlayers == 2);
+    CHECK(inferred.nhid == 8);
+    CHECK(inferred.vocab == 30);
+    CHECK_THROWS_WITH_AS(LMConfig::infer(sd, "GRU", "pt"), doctest::Contains("weights are of a LSTM model"), FileError);
+}
+
+TEST_CASE("a process killed (SIGKILL) while writing checkpoints leaves a loadable file") {
+    const std::string dir = tmpdir();
+    const std::string path = dir + "/ckpt.safetensors";
+    auto version = [](int v) {
+        StateDict sd;
+        Array big({512, 1024}, static_cast<float>(v));  // 2 MB: a write takes a while
+        sd.put("w", big);
+        sd.put_int("version", v);
+        return sd;
+    };
+    save_safetensors(path, version(0));
+    int survived = 0;
+    for (int round = 0; round < 12; ++round) {
+        const pid_t pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            for (int v = 1;; ++v) save_safetensors(path, version(v));  // until killed
+        }
+        ::usleep(static_cast<useconds_t>(3000 + 4000 * round));
+        ::kill(pid, SIGKILL);
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        CHECK(WIFSIGNALED(status));
+        const StateDict sd = load_safetensors(path);  // never torn
+        const float v = sd.get("w").value(0, 0);
+        CHECK(sd.get("w").value(511, 1023) == v);
+        CHECK(sd.get_int("version") == static_cast<std::int64_t>(v));
+        ++survived;
+    }
+    CHECK(survived == 12);
+    std::system(("rm -rf " + dir).c_str());
+}
+
+namespace {
+
+// A small corpus on disk: 3 splits of made-up sentences.
+std::string make_corpus() {
+    const std::string dir = tmpdir();
+    Rng rng(3);
+    const char* words[] = {"the", "cat", "sat", "on", "a", "mat", "dog", "ran", "far", "away", "and", "then", "slept"};
+    for (const char* split : {"train", "valid", "test"}) {
+        std::ofstream f(dir + "/" + split + ".txt");
+        const int lines = std::string(split) == "train" ? 120 : 30;
+        for (int l = 0; l < lines; ++l) {
+            f << ' ';
+            for (int w = 0; w < 8; ++w) f << words[rng.below(13)] << ' ';
+            f << '\n';
+        }
+    }
+    return dir;
+}
+
+TrainOptions small_run(const std::string& data, const std::string& save, const std::string& optimizer) {
+    TrainOptions o;
+    o.data = data;
+    o.save = save;
+    o.optimizer = optimizer;
+    o.lr = optimizer == "sgd" ? 2.0 : 0.01;
+    o.momentum = 0.9;
+    o.model.emsize = o.model.nhid = 12;
+    o.model.dropout = 0.3f;
+    o.batch_size = 4;
+    o.bptt = 5;
+    o.epochs = 2;
+    o.max_batches = 6;  // 2 epochs x 6 batches, validation and lr annealing in between
+    o.checkpoint_interval = 0;
+    o.quiet = true;
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("resume: N batches, save, load in a fresh state, N more == 2N straight, bit for bit") {
+    const std::string data = make_corpus();
+    for (const char* optimizer : {"sgd", "adam"}) {
+        for (std::size_t stop : {std::size_t{3}, std::size_t{6}, std::size_t{9}}) {  // mid-epoch, epoch end, mid-epoch 2
+            INFO(optimizer, ", interrupted after ", stop, " batches");
+            std::ostringstream log;
+            const TrainOptions straight = small_run(data, data + "/a.safetensors", optimizer);
+            train(straight, log);
+
+            TrainOptions first = small_run(data, data + "/b.safetensors", optimizer);
+            first.stop_after = stop;
+            CHECK(train(first, log).stopped_early);
+            TrainOptions second = small_run(data, data + "/b.safetensors", optimizer);
+            second.resume = resume_path(second.save);
+            second.seed = 999;  // ignored: the generator state comes from the checkpoint
+            train(second, log);
+
+            const StateDict a = load_safetensors(resume_path(straight.save));
+            const StateDict b = load_safetensors(resume_path(second.save));
+            REQUIRE(a.tensors.size() == b.tensors.size());
+            for (const auto& [name, e] : a.tensors) {
+                INFO(name);
+                CHECK(e.value == b.get(name).value);  // weights, optimiser state, hidden state
+            }
+            for (const char* key : {"optim.step", "optim.lr", "plateau.lr", "plateau.best", "rng.0", "epoch", "batch"})
+                CHECK(a.metadata.at(key) == b.metadata.at(key));
+            CHECK(load_safetensors(straight.save).get("decoder.weight").value ==
+                  load_safetensors(second.save).get("decoder.weight").value);
+        }
+    }
+    std::system(("rm -rf " + data).c_str());
+}

@@ -1,0 +1,178 @@
+// End to end through the command line: xtgrad-lm trains, saves, evaluates, generates and resumes on a few hundred
+// tokens, and every bad input gets a clear error and a non-zero exit without touching existing checkpoints.
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/core.h>
+
+#include "lib/safetensors.hpp"
+
+namespace {
+
+struct Run {
+    int rc;
+    std::string out;  // stdout and stderr
+};
+
+std::string exe() {
+    const char* e = std::getenv("XTGRAD_LM");
+    REQUIRE_MESSAGE(e != nullptr, "XTGRAD_LM must name the xtgrad-lm binary (meson test sets it)");
+    return e;
+}
+
+Run run(const std::string& args, const std::string& input = "") {
+    std::string cmd = exe() + " " + args + " 2>&1";
+    if (!input.empty()) cmd = "printf '" + input + "' | " + cmd;
+    FILE* p = ::popen(cmd.c_str(), "r");
+    REQUIRE(p != nullptr);
+    std::string out;
+    char buf[4096];
+    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    const int status = ::pclose(p);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128, out};
+}
+
+std::string slurp(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    std::ostringstream s;
+    s << f.rdbuf();
+    return s.str();
+}
+
+// A few hundred tokens per split: the first lines of WikiText-2 when the shared data is there, else made up.
+std::string make_data() {
+    char tmpl[] = "/tmp/xtgrad-cli-XXXXXX";
+    const std::string dir = ::mkdtemp(tmpl);
+    const char* root = std::getenv("XTGRAD_DATA");
+    const std::string wt = std::string(root ? root : "../shared/data") + "/wikitext-2";
+    for (const char* split : {"train", "valid", "test"}) {
+        std::ifstream in(wt + "/" + split + ".txt");
+        std::ofstream out(dir + "/" + split + ".txt");
+        std::string line;
+        std::size_t tokens = 0, limit = std::string(split) == "train" ? 1200 : 400;
+        if (in) {
+            while (tokens < limit && std::getline(in, line)) {
+                out << line << '\n';
+                tokens += 1 + static_cast<std::size_t>(std::count(line.begin(), line.end(), ' '));
+            }
+        } else {
+            for (std::size_t k = 0; k < limit / 10; ++k) out << " the cat sat on the mat and the dog ran \n";
+        }
+    }
+    return dir;
+}
+
+const std::string kSmall = "--emsize 16 --nhid 16 --batch_size 4 --bptt 8 --threads 1 --log-interval 2";
+
+}  // namespace
+
+TEST_CASE("xtgrad-lm: train, save, eval, generate, interactive, resume") {
+    const std::string d = make_data();
+    Run r = run(fmt::format("train --data {} {} --epochs 2 --max-batches 6 --save {}/m.safetensors", d, kSmall, d));
+    INFO(r.out);
+    REQUIRE(r.rc == 0);
+    CHECK(r.out.find("| end of epoch   2 |") != std::string::npos);
+    CHECK(r.out.find("tok/s") != std::string::npos);
+    CHECK(r.out.find("End of training | test loss") != std::string::npos);
+    const xtgrad::StateDict saved = xtgrad::load_safetensors(d + "/m.safetensors");
+    CHECK(saved.tensors.count("rnn.weight_ih_l1") == 1);
+    CHECK(saved.tensors.count("optim.step") == 0);  // the best-model file holds weights only
+    const std::string metrics = slurp(d + "/m.metrics.jsonl");
+    CHECK(metrics.find(R"("event":"epoch","epoch":2)") != std::string::npos);
+    CHECK(metrics.find(R"("event":"test")") != std::string::npos);
+
+    r = run(fmt::format("eval --checkpoint {0}/m.safetensors --data {0} --split valid", d));
+    CHECK(r.rc == 0);
+    CHECK(r.out.find("ppl") != std::string::npos);
+
+    r = run(fmt::format("generate --checkpoint {}/m.safetensors --words 25 --prompt \"the\" --seed 3 --top-k 10", d));
+    CHECK(r.rc == 0);
+    CHECK(r.out.rfind("the ", 0) == 0);
+    const Run again = run(fmt::format("generate --checkpoint {}/m.safetensors --words 25 --prompt \"the\" --seed 3 --top-k 10", d));
+    CHECK(again.out == r.out);  // same seed, same text
+
+    r = run(fmt::format("generate --checkpoint {}/m.safetensors --words 5 --interactive", d), "the\\nof the\\n");
+    CHECK(r.rc == 0);
+    CHECK(std::count(r.out.begin(), r.out.end(), '>') >= 3);  // a prompt before each line and at the end
+
+    r = run(fmt::format("train --data {} {} --epochs 2 --max-batches 6 --save {}/r.safetensors --stop-after-batches 4", d, kSmall, d));
+    CHECK(r.rc == 0);
+    CHECK(r.out.find("stopped after 4 batches") != std::string::npos);
+    r = run(fmt::format("train --data {} {} --epochs 2 --max-batches 6 --save {}/r.safetensors --resume {}/r.resume.safetensors", d,
+                        kSmall, d, d));
+    CHECK(r.rc == 0);
+    CHECK(r.out.find("resumed from") != std::string::npos);
+    CHECK(xtgrad::load_safetensors(d + "/r.resume.safetensors").get("decoder.weight").value ==
+          xtgrad::load_safetensors(d + "/m.resume.safetensors").get("decoder.weight").value);
+    std::system(("rm -rf " + d).c_str());
+}
+
+TEST_CASE("xtgrad-lm: bad input gets a clear error, a non-zero exit, and no lost checkpoint") {
+    const std::string d = make_data();
+    REQUIRE(run(fmt::format("train --data {} {} --epochs 1 --max-batches 3 --save {}/m.safetensors", d, kSmall, d)).rc == 0);
+    const std::string before = slurp(d + "/m.safetensors");
+
+    struct Case {
+        std::string args, message;
+        int rc;
+    };
+    std::ofstream(d + "/bad.txt", std::ios::binary) << "fine\nnot \xc3 fine\n";
+    std::system(fmt::format("mkdir -p {0}/empty {0}/two && touch {0}/empty/train.txt {0}/empty/valid.txt {0}/empty/test.txt && "
+                            "cp {0}/train.txt {0}/valid.txt {0}/two/ && cp {0}/bad.txt {0}/badutf && mkdir {0}/utf && "
+                            "cp {0}/train.txt {0}/test.txt {0}/utf/ && cp {0}/bad.txt {0}/utf/valid.txt && "
+                            "head -c 1000 {0}/m.safetensors > {0}/cut.safetensors", d)
+                    .c_str());
+    const std::string save = fmt::format("--save {}/m.safetensors", d);
+    const std::vector<Case> cases = {
+        {fmt::format("train --data {}/nope {}", d, save), "nope: data directory not found", 1},
+        {fmt::format("train --data {}/two {}", d, save), "test.txt is missing", 1},
+        {fmt::format("train --data {}/empty {}", d, save), "train.txt: file is empty", 1},
+        {fmt::format("train --data {}/utf {}", d, save), "valid.txt:2: invalid UTF-8", 1},
+        {fmt::format("train --data {} --bptt 0 {}", d, save), "--bptt must be in [1,", 2},
+        {fmt::format("train --data {} --lr -1 {}", d, save), "--lr must be in (0,", 2},
+        {fmt::format("train --data {} --nhid 0 {}", d, save), "--nhid must be in [1,", 2},
+        {fmt::format("train --data {} --dropout 1.5 {}", d, save), "--dropout must be in [0,", 2},
+        {fmt::format("train --data {} --emsize 8 --nhid 16 --tied {}", d, save), "--tied needs --emsize == --nhid", 2},
+        {fmt::format("train --data {} --model LSTMX {}", d, save), "unknown model 'LSTMX'", 2},
+        {fmt::format("train --data {} --optimizer lbfgs {} --emsize 8 --nhid 8", d, save), "unknown optimizer 'lbfgs'", 2},
+        {fmt::format("train --data {} --bogus 3 {}", d, save), "unknown flag --bogus", 2},
+        {fmt::format("train --data {} --epochs two {}", d, save), "--epochs: 'two' is not an integer", 2},
+        {fmt::format("train --data {} {}", d, save.substr(0, save.rfind('/'))), "is a directory", 2},
+        {fmt::format("train --data {} --batch_size 100000 {}", d, save), "too short for --batch-size 100000", 2},
+        {fmt::format("train --data {0} --emsize 32 --nhid 32 --init {0}/m.safetensors {1}", d, save),
+         "tensor 'encoder.weight' has shape [", 1},
+        {fmt::format("train --data {0} --resume {0}/m.safetensors {1}", d, save), "holds weights only", 1},
+        {fmt::format("eval --checkpoint {0}/cut.safetensors --data {0}", d), "cut.safetensors", 1},
+        {fmt::format("eval --checkpoint {0}/m.safetensors --data {0} --model GRU", d), "holds a LSTM model, but --model GRU", 1},
+        {fmt::format("eval --checkpoint {0}/missing.safetensors --data {0}", d), "missing.safetensors: cannot open", 1},
+        {fmt::format("eval --data {0}", d), "--checkpoint FILE is required", 2},
+        {fmt::format("generate --checkpoint {0}/m.safetensors --temperature 0", d), "--temperature must be in (0,", 2},
+        {"frobnicate", "unknown command 'frobnicate'", 2},
+    };
+    for (const Case& c : cases) {
+        const Run r = run(c.args);
+        INFO(c.args, "\n", r.out);
+        CHECK(r.rc == c.rc);
+        CHECK(r.out.find(c.message) != std::string::npos);
+        CHECK(r.out.find("error") != std::string::npos);
+    }
+    CHECK(slurp(d + "/m.safetensors") == before);
+
+    // a NaN loss (here from broken initial weights) stops the run with a clear message; the checkpoint stays
+    xtgrad::StateDict broken = xtgrad::load_safetensors(d + "/m.safetensors");
+    broken.tensors.at("decoder.bias").value(0, 3) = NAN;
+    xtgrad::save_safetensors(d + "/nan.safetensors", broken);
+    const Run nan = run(fmt::format("train --data {0} {1} --epochs 1 --max-batches 6 --init {0}/nan.safetensors {2}", d, kSmall, save));
+    INFO(nan.out);
+    CHECK(nan.rc == 3);
+    CHECK(nan.out.find("became") != std::string::npos);
+    CHECK(slurp(d + "/m.safetensors") == before);
+    std::system(("rm -rf " + d).c_str());
+}

@@ -1,0 +1,130 @@
+// lib/corpus and evaluation: the PyTorch example's tokenisation, vocabulary order, batching and perplexity,
+// on a tiny hand-made corpus; WikiText-2's published counts when the shared data is there.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+
+#include "apps/lm/lm.hpp"
+#include "lib/error.hpp"
+#include "tape/ops.hpp"
+
+using namespace xtgrad;
+
+namespace {
+
+std::string write_corpus(const std::string& train, const std::string& valid, const std::string& test) {
+    char tmpl[] = "/tmp/xtgrad-corpus-XXXXXX";
+    const std::string dir = ::mkdtemp(tmpl);
+    std::ofstream(dir + "/train.txt", std::ios::binary) << train;
+    std::ofstream(dir + "/valid.txt", std::ios::binary) << valid;
+    std::ofstream(dir + "/test.txt", std::ios::binary) << test;
+    return dir;
+}
+
+std::vector<std::string> words_of(const Corpus& c, const Ids& ids) {
+    std::vector<std::string> w;
+    for (auto id : ids) w.push_back(c.vocab.token(id));
+    return w;
+}
+
+}  // namespace
+
+TEST_CASE("word level: line.split() + <eos>, vocabulary in first-appearance order over train, valid, test") {
+    const std::string dir = write_corpus(" the cat \n\n a\tcat\r\nsat", "dog the\n", " new words \n");
+    const Corpus c = load_word_corpus(dir);
+    CHECK(words_of(c, c.train) ==
+          std::vector<std::string>{"the", "cat", "<eos>", "<eos>", "a", "cat", "<eos>", "sat", "<eos>"});
+    CHECK(c.vocab.tokens() == std::vector<std::string>{"the", "cat", "<eos>", "a", "sat", "dog", "new", "words"});
+    CHECK(c.valid == Ids{5, 0, 2});
+    CHECK(c.test == Ids{6, 7, 2});
+    CHECK(split_words("a\xc2\xa0" "b\xe2\x80\x83" "c \x0b d") == std::vector<std::string>{"a", "b", "c", "d"});  // NBSP, em space, VT
+    std::system(("rm -rf " + dir).c_str());
+}
+
+TEST_CASE("batchify and get_batch: columns of the stream, time-major windows, the last one shorter") {
+    Ids ids(23);
+    for (int k = 0; k < 23; ++k) ids[k] = k;
+    const Batched b = batchify(ids, 4);  // 5 steps x 4 columns; 3 tokens dropped
+    CHECK(b.steps == 5);
+    // PyTorch: data.view(bsz, -1).t(): column j holds tokens j*5 .. j*5+4
+    CHECK(b.at(0, 0) == 0);
+    CHECK(b.at(0, 1) == 5);
+    CHECK(b.at(4, 3) == 19);
+    Ids in, tg;
+    CHECK(get_batch(b, 0, 3, in, tg) == 3);
+    CHECK(in == Ids{0, 5, 10, 15, 1, 6, 11, 16, 2, 7, 12, 17});
+    CHECK(tg == Ids{1, 6, 11, 16, 2, 7, 12, 17, 3, 8, 13, 18});
+    CHECK(get_batch(b, 3, 3, in, tg) == 1);  // min(bptt, steps - 1 - i)
+    CHECK(in == Ids{3, 8, 13, 18});
+    CHECK(tg == Ids{4, 9, 14, 19});
+    CHECK_THROWS_AS(get_batch(b, 4, 3, in, tg), IndexError);
+}
+
+TEST_CASE("evaluate: sum over windows of len * mean cross-entropy, divided by steps - 1, state carried") {
+    std::string text;
+    for (int l = 0; l < 12; ++l) text += " a b c d e a b \n";
+    const std::string dir = write_corpus(text, text, text);
+    const Corpus c = load_word_corpus(dir);
+    LMConfig cfg;
+    cfg.vocab = c.vocab.size();
+    cfg.emsize = cfg.nhid = 6;
+    Rng rng(2);
+    RNNLM model(cfg, rng);
+    const Batched data = batchify(c.valid, 3);
+    const double got = evaluate(model, data, 7);
+    // by hand: the example's loop
+    Tape t;
+    RecurrentState h = model.rnn.zero_state(3);
+    Ids in, tg;
+    double total = 0.0;
+    for (std::size_t i = 0; i + 1 < data.steps; i += 7) {
+        const std::size_t n = get_batch(data, i, 7, in, tg);
+        t.clear();
+        total += static_cast<double>(n) * cross_entropy(model(t, in, 3, h, rng, false), tg).value()(0, 0);
+    }
+    CHECK(got == doctest::Approx(total / static_cast<double>(data.steps - 1)).epsilon(1e-12));
+    std::system(("rm -rf " + dir).c_str());
+}
+
+TEST_CASE("bad corpora: missing splits, empty files, invalid UTF-8 name the file and line") {
+    const std::string dir = write_corpus("ok\n", "", "ok\n");
+    CHECK_THROWS_WITH_AS(load_word_corpus(dir), doctest::Contains("valid.txt: file is empty"), FileError);
+    std::ofstream(dir + "/valid.txt") << "line one\nbad \xff byte\n";
+    CHECK_THROWS_WITH_AS(load_word_corpus(dir), doctest::Contains("valid.txt:2: invalid UTF-8 at byte 13 (0xff)"), FileError);
+    std::system(("rm " + dir + "/test.txt").c_str());
+    CHECK_THROWS_WITH_AS(load_word_corpus(dir), doctest::Contains("test.txt is missing"), FileError);
+    CHECK_THROWS_WITH_AS(load_word_corpus(dir + "/nope"), doctest::Contains("data directory not found"), FileError);
+    CHECK_THROWS_WITH_AS(load_char_corpus(dir + "/nope.txt"), doctest::Contains("file not found"), FileError);
+    std::system(("rm -rf " + dir).c_str());
+}
+
+TEST_CASE("char level: code points, 90/10 split, valid doubles as test") {
+    char tmpl[] = "/tmp/xtgrad-char-XXXXXX";
+    const std::string dir = ::mkdtemp(tmpl);
+    std::ofstream(dir + "/input.txt") << "h\xc3\xa9llo w\xc3\xb6rld, hello world!\n";
+    const Corpus c = load_char_corpus(dir);
+    CHECK(c.vocab.token(1) == "\xc3\xa9");
+    CHECK(c.train.size() + c.valid.size() == 26);
+    CHECK(c.train.size() == 23);  // floor(26 * 0.9)
+    CHECK(c.test == c.valid);
+    CHECK(c.test_name == "valid");
+    std::system(("rm -rf " + dir).c_str());
+}
+
+TEST_CASE("WikiText-2 from ../shared/data: the published token counts and vocabulary size") {
+    const char* root = std::getenv("XTGRAD_DATA");
+    const std::string dir = std::string(root ? root : "../shared/data") + "/wikitext-2";
+    std::ifstream probe(dir + "/train.txt");
+    if (!probe) {
+        MESSAGE("skipped: no WikiText-2 at " << dir);
+        return;
+    }
+    const Corpus c = load_word_corpus(dir);
+    CHECK(c.train.size() == 2088628);
+    CHECK(c.valid.size() == 217646);
+    CHECK(c.test.size() == 245569);
+    CHECK(c.vocab.size() == 33278);
+    CHECK(batchify(c.train, 20).steps == 104431);
+}
