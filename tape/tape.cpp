@@ -1,5 +1,7 @@
 #include "tape/tape.hpp"
 
+#include <chrono>
+
 #include <fmt/core.h>
 
 #include "lib/error.hpp"
@@ -53,7 +55,37 @@ const Node& Tape::node(Var v, const char* op) const {
     return *nodes_[v.index];
 }
 
+namespace {
+double seconds() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+void Tape::set_profiling(bool on) {
+    profiling_ = on;
+    last_mark_ = seconds();
+}
+
+OpTiming& Tape::timing_of(const Node& n) {
+    return profile_[fmt::format("{} {}", n.op, shape_str(n.val()))];
+}
+
+void Tape::mark_forward() {
+    const double now = seconds();
+    if (size_ > 0 && forward_open_) {
+        OpTiming& t = timing_of(*nodes_[size_ - 1]);
+        t.forward_s += now - last_mark_;
+        ++t.calls;
+    }
+    forward_open_ = false;
+    last_mark_ = now;
+}
+
 Node& Tape::push(const char* op) {
+    if (profiling_) {
+        mark_forward();
+        forward_open_ = true;
+    }
     if (size_ == nodes_.size()) nodes_.push_back(std::make_unique<Node>());
     Node& n = *nodes_[size_];
     n.op = op;
@@ -159,6 +191,18 @@ void Tape::run_backward(Var out, const Array* seed) {
     } else {
         g(0, 0) += 1.0f;  // d loss / d loss
     }
+    if (profiling_) {
+        mark_forward();
+        for (std::size_t i = out.index + 1; i-- > 0;) {
+            Node& n = *nodes_[i];
+            if (!n.backward || !n.grad_live) continue;
+            const double t0 = seconds();
+            n.backward(*this, n);
+            timing_of(n).backward_s += seconds() - t0;
+        }
+        last_mark_ = seconds();
+        return;
+    }
     for (std::size_t i = out.index + 1; i-- > 0;) {
         Node& n = *nodes_[i];
         if (n.backward && n.grad_live) n.backward(*this, n);
@@ -166,6 +210,7 @@ void Tape::run_backward(Var out, const Array* seed) {
 }
 
 void Tape::clear() {
+    if (profiling_) mark_forward();
     size_ = 0;
     ++generation_;
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -75,6 +76,13 @@ struct Node {
     Array& gradbuf() { return ext_grad ? *ext_grad : grad; }
 };
 
+// Time spent in one kind of op, collected when a tape profiles (see Tape::set_profiling).
+struct OpTiming {
+    double forward_s = 0.0;   // from the op's record() to the next one: its forward pass and the caller's code
+    double backward_s = 0.0;  // its backward rule
+    std::size_t calls = 0;
+};
+
 // Records ops in execution order and runs backward as one reverse loop. Several tapes may coexist.
 class Tape {
 public:
@@ -111,6 +119,12 @@ public:
     std::size_t size() const { return size_; }
     // Nodes recorded since the last clear() that carry a backward rule.
     std::size_t recorded_ops() const;
+    // Profiling: when on, times every op's forward and backward pass, keyed "op (rows x cols)" by output shape.
+    void set_profiling(bool on);
+    // The timings collected so far, and forgetting them.
+    const std::map<std::string, OpTiming>& profile() const { return profile_; }
+    void reset_profile() { profile_.clear(); }
+
     // Nodes the pool holds (recorded or kept for reuse): flat in steady state.
     std::size_t pool_size() const { return nodes_.size(); }
     // Counts clear() calls; part of every Var so that stale handles are caught.
@@ -136,6 +150,13 @@ private:
     std::size_t size_ = 0;
     std::uint32_t generation_ = 1;
     bool grad_enabled_ = true;
+
+    void mark_forward();                         // charges the time since the last mark to the last node
+    OpTiming& timing_of(const Node& n);
+    bool profiling_ = false;
+    bool forward_open_ = false;  // the last node's forward time is not charged yet
+    double last_mark_ = 0.0;
+    std::map<std::string, OpTiming> profile_;
 };
 
 // Turns recording off on a tape for a scope (evaluation): ops compute values and record no backward rules.
