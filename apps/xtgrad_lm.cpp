@@ -1,5 +1,6 @@
 // xtgrad-lm: train, evaluate and sample word- and character-level language models, with the flags and
 // conventions of the PyTorch word-language-model example.
+#include <cstdlib>
 #include <iostream>
 #include <string>
 
@@ -30,6 +31,7 @@ train flags (PyTorch word_language_model names; --batch_size and --batch-size bo
   --level word|char    tokens: whitespace-separated words + <eos> per line, or characters [word]
   --model LSTM|GRU|RNN_TANH|RNN_RELU [LSTM]
   --emsize N [200]  --nhid N [200]  --nlayers N [2]  --dropout P [0.2]  --tied
+  --adaptive-softmax [--cutoffs 2000,10000] [--div-value 4]   frequent words in a head, rare ones in clusters
   --lr X [20]  --clip X [0.25] (<= 0: off)  --epochs N [40]  --batch_size N [20]  --bptt N [35]
   --optimizer sgd|adam|adamw|adagrad|rmsprop|ntasgd [sgd]  --momentum X [0]  --weight_decay X [0]
   --seed N [1111]  --log-interval N [200]  --max-batches N (per epoch; 0: all)  --threads N
@@ -61,6 +63,23 @@ int cmd_train(Args& a, const char* argv0) {
     o.model.nlayers = static_cast<std::size_t>(a.integer("nlayers", 2, 1, 64));
     o.model.dropout = static_cast<float>(a.real("dropout", 0.2, 0.0, 0.99));
     o.model.tied = a.flag("tied");
+    if (a.flag("adaptive-softmax")) {
+        const std::string cuts = a.str("cutoffs", "2000,10000");
+        for (std::size_t pos = 0; pos <= cuts.size();) {
+            std::size_t next = cuts.find(',', pos);
+            if (next == std::string::npos) next = cuts.size();
+            const std::string item = cuts.substr(pos, next - pos);
+            char* end = nullptr;
+            const long v = std::strtol(item.c_str(), &end, 10);
+            if (item.empty() || *end != '\0' || v <= 0)
+                throw ConfigError(fmt::format("--cutoffs: '{}' is not a list of positive counts like 2000,10000", cuts));
+            o.model.cutoffs.push_back(static_cast<std::size_t>(v));
+            pos = next + 1;
+        }
+        o.model.div_value = static_cast<float>(a.real("div-value", 4.0, 1.0, 1e3));
+    } else if (a.has("cutoffs") || a.has("div-value")) {
+        throw ConfigError("--cutoffs and --div-value go with --adaptive-softmax");
+    }
     o.lr = a.real("lr", 20.0, 0.0, 1e6, true);
     o.clip = a.real("clip", 0.25, -1.0, 1e9);
     o.epochs = static_cast<std::size_t>(a.integer("epochs", 40, 1, 1000000));
@@ -172,7 +191,7 @@ int main(int argc, char** argv) {
         }
     try {
         if (cmd == "train") {
-            Args a(argc, argv, 2, {"tied"});
+            Args a(argc, argv, 2, {"tied", "adaptive-softmax"});
             return cmd_train(a, argv[0]);
         }
         if (cmd == "eval") {

@@ -1,6 +1,9 @@
 #include "layers/rnn_lm.hpp"
 
+#include <cstdlib>
+
 #include <fmt/core.h>
+#include <fmt/format.h>
 
 #include "lib/error.hpp"
 #include "tape/ops.hpp"
@@ -16,6 +19,9 @@ void LMConfig::validate() const {
     if (!(dropout >= 0.0f && dropout < 1.0f)) throw ConfigError(fmt::format("--dropout must be in [0, 1), got {}", dropout));
     if (tied && emsize != nhid)
         throw ConfigError(fmt::format("--tied needs --emsize == --nhid (got {} and {})", emsize, nhid));
+    if (tied && !cutoffs.empty()) throw ConfigError("--tied and --adaptive-softmax exclude each other");
+    if (!cutoffs.empty() && vocab > 1 && cutoffs.back() >= vocab)
+        throw ConfigError(fmt::format("--cutoffs: the last cutoff {} must be below the vocabulary size {}", cutoffs.back(), vocab));
 }
 
 void LMConfig::save(StateDict& sd) const {
@@ -26,7 +32,32 @@ void LMConfig::save(StateDict& sd) const {
     sd.put_int("nlayers", static_cast<std::int64_t>(nlayers));
     sd.put_double("dropout", dropout);
     sd.put_int("tied", tied);
+    if (!cutoffs.empty()) {
+        sd.metadata["cutoffs"] = fmt::format("{}", fmt::join(cutoffs, ","));
+        sd.put_double("div_value", div_value);
+        sd.metadata["order"] = fmt::format("{}", fmt::join(order, ","));
+    }
 }
+
+namespace {
+// "1,2,3" -> {1, 2, 3}; throws FileError naming the key.
+template <class T>
+std::vector<T> parse_list(const std::string& s, const std::string& key, const std::string& ctx) {
+    std::vector<T> out;
+    std::size_t pos = 0;
+    while (pos < s.size()) {
+        std::size_t next = s.find(',', pos);
+        if (next == std::string::npos) next = s.size();
+        const std::string item = s.substr(pos, next - pos);
+        char* end = nullptr;
+        const long long v = std::strtoll(item.c_str(), &end, 10);
+        if (item.empty() || *end != '\0' || v < 0) throw FileError(fmt::format("{}: metadata '{}' is not a list of counts", ctx, key));
+        out.push_back(static_cast<T>(v));
+        pos = next + 1;
+    }
+    return out;
+}
+}  // namespace
 
 LMConfig LMConfig::load(const StateDict& sd, const std::string& ctx) {
     LMConfig c;
@@ -42,6 +73,13 @@ LMConfig LMConfig::load(const StateDict& sd, const std::string& ctx) {
     c.nlayers = positive("nlayers");
     c.dropout = static_cast<float>(sd.get_double("dropout", ctx));
     c.tied = sd.get_int("tied", ctx) != 0;
+    if (sd.has_meta("cutoffs")) {
+        c.cutoffs = parse_list<std::size_t>(sd.get_string("cutoffs", ctx), "cutoffs", ctx);
+        c.div_value = static_cast<float>(sd.get_double("div_value", ctx));
+        c.order = parse_list<std::int32_t>(sd.get_string("order", ctx), "order", ctx);
+        if (!c.order.empty() && c.order.size() != c.vocab)
+            throw FileError(fmt::format("{}: metadata 'order' has {} entries for {} tokens", ctx, c.order.size(), c.vocab));
+    }
     try {
         c.validate();
     } catch (const ConfigError& e) {
@@ -79,8 +117,9 @@ LMConfig LMConfig::infer(const StateDict& sd, const std::string& model_hint, con
 }
 
 std::string LMConfig::describe() const {
-    return fmt::format("{} {}x{}, emsize {}, vocab {}, dropout {}{}", model, nlayers, nhid, emsize, vocab, dropout,
-                       tied ? ", tied" : "");
+    return fmt::format("{} {}x{}, emsize {}, vocab {}, dropout {}{}{}", model, nlayers, nhid, emsize, vocab, dropout,
+                       tied ? ", tied" : "",
+                       cutoffs.empty() ? "" : fmt::format(", adaptive softmax [{}]", fmt::join(cutoffs, ", ")));
 }
 
 namespace {
@@ -101,18 +140,38 @@ RNNLM::RNNLM(const LMConfig& c, Rng& rng, const CellFactory& custom_cell)
     fill_uniform(decoder.weight.value, rng, -0.1f, 0.1f);
     decoder.bias.value.fill(0.0f);
     if (c.tied) decoder.tie_weight(encoder.weight);
+    if (!c.cutoffs.empty())
+        adaptive = std::make_unique<AdaptiveSoftmax>("decoder", c.nhid, c.vocab, c.cutoffs, c.div_value, rng, c.order);
+}
+
+Var RNNLM::top(Tape& t, const Ids& ids, std::size_t batch, RecurrentState& state, Rng& rng, bool training) {
+    Var emb = drop(encoder(t, ids), rng, training);
+    Var out = rnn(emb, batch, state, rng, training);
+    return drop(out, rng, training);
 }
 
 Var RNNLM::operator()(Tape& t, const Ids& ids, std::size_t batch, RecurrentState& state, Rng& rng, bool training) {
-    Var emb = drop(encoder(t, ids), rng, training);
-    Var out = rnn(emb, batch, state, rng, training);
-    return decoder(drop(out, rng, training));
+    if (adaptive) throw ConfigError("RNNLM: an adaptive-softmax model has no logit matrix; use loss() or log_probs()");
+    return decoder(top(t, ids, batch, state, rng, training));
+}
+
+Var RNNLM::loss(Tape& t, const Ids& ids, const Ids& targets, std::size_t batch, RecurrentState& state, Rng& rng,
+                bool training, Reduction reduction) {
+    Var h = top(t, ids, batch, state, rng, training);
+    return adaptive ? adaptive->loss(h, targets, reduction) : cross_entropy(decoder(h), targets, reduction);
+}
+
+Array RNNLM::log_probs(Tape& t, const Ids& ids, std::size_t batch, RecurrentState& state) {
+    Rng unused(0);
+    Var h = top(t, ids, batch, state, unused, false);
+    return adaptive ? adaptive->log_prob(t, h) : log_softmax(decoder(h)).value();
 }
 
 void RNNLM::collect(std::vector<Parameter*>& out) {
     encoder.collect(out);
     rnn.collect(out);
-    decoder.collect(out);
+    if (adaptive) adaptive->collect(out);
+    else decoder.collect(out);
 }
 
 void RNNLM::save_weights(StateDict& sd) const {

@@ -2,11 +2,15 @@
 // linear decoder, optional weight tying), with its parameter names, so weights move between the two.
 #pragma once
 
+#include <memory>
+
+#include "layers/adaptive_softmax.hpp"
 #include "layers/dropout.hpp"
 #include "layers/embedding.hpp"
 #include "layers/linear.hpp"
 #include "layers/recurrent.hpp"
 #include "lib/state_dict.hpp"
+#include "tape/ops.hpp"
 
 namespace xtgrad {
 
@@ -16,6 +20,9 @@ struct LMConfig {
     std::size_t vocab = 0, emsize = 200, nhid = 200, nlayers = 2;
     float dropout = 0.2f;
     bool tied = false;
+    std::vector<std::size_t> cutoffs;        // adaptive softmax cluster boundaries (empty: full softmax)
+    float div_value = 4.0f;                  // adaptive softmax: projection i has nhid / div^(i+1) features
+    std::vector<std::int32_t> order;         // adaptive softmax: token id -> frequency rank
 
     // Throws ConfigError naming the first setting out of range.
     void validate() const;
@@ -37,7 +44,13 @@ public:
     RNNLM(const LMConfig& config, Rng& rng, const CellFactory& custom_cell = nullptr);
 
     // ids: T*batch token ids, time-major -> logits (T*batch x vocab). Carries `state` (values) across calls.
+    // Full softmax only (an adaptive-softmax model has no logit matrix: use loss() and log_probs()).
     Var operator()(Tape& t, const Ids& ids, std::size_t batch, RecurrentState& state, Rng& rng, bool training);
+    // The mean (or summed) cross-entropy of targets: the full softmax, or the adaptive softmax's.
+    Var loss(Tape& t, const Ids& ids, const Ids& targets, std::size_t batch, RecurrentState& state, Rng& rng,
+             bool training, Reduction reduction = Reduction::mean);
+    // Log-probabilities of the next token after each input (T*batch x vocab), for sampling.
+    Array log_probs(Tape& t, const Ids& ids, std::size_t batch, RecurrentState& state);
 
     void collect(std::vector<Parameter*>& out) override;
     // The weights under PyTorch's names ("decoder.weight" repeats "encoder.weight" when tied).
@@ -49,8 +62,12 @@ public:
     LMConfig config;
     Embedding encoder;
     Recurrent rnn;
-    Linear decoder;
+    Linear decoder;                             // the full-softmax decoder (unused with adaptive softmax)
+    std::unique_ptr<AdaptiveSoftmax> adaptive;  // the adaptive-softmax decoder, when config.cutoffs is set
     Dropout drop;
+
+private:
+    Var top(Tape& t, const Ids& ids, std::size_t batch, RecurrentState& state, Rng& rng, bool training);
 };
 
 }  // namespace xtgrad

@@ -81,4 +81,29 @@ void scaled_exp(const float* x, float* y, std::size_t n, float shift, float scal
     }
 }
 
+double sum_squares(const float* x, std::size_t n) {
+    double total = 0.0;
+    constexpr std::size_t block = 4096;  // float partial sums stay accurate over a block
+    for (std::size_t b0 = 0; b0 < n; b0 += block) {
+        const std::size_t b1 = std::min(n, b0 + block);
+        B acc(0.0f);
+        std::size_t i = b0;
+        for (; i + W <= b1; i += W) {
+            const B v = B::load_unaligned(x + i);
+            acc = xsimd::fma(v, v, acc);
+        }
+        double part = xsimd::hadd(acc);
+        for (; i < b1; ++i) part += static_cast<double>(x[i]) * x[i];
+        total += part;
+    }
+    return total;
+}
+
+void scale(float* x, std::size_t n, float c) {
+    const B bc(c);
+    std::size_t i = 0;
+    for (; i + W <= n; i += W) (B::load_unaligned(x + i) * bc).store_unaligned(x + i);
+    for (; i < n; ++i) x[i] *= c;
+}
+
 }  // namespace xtgrad::vmath

@@ -21,4 +21,9 @@ float logsumexp(const float* x, std::size_t n);
 // y[i] += scale * exp(x[i] - shift)      (accumulate = true)
 void scaled_exp(const float* x, float* y, std::size_t n, float shift, float scale, bool accumulate);
 
+// sum x[i]^2, accumulated in double across blocks (vectorised within a block)
+double sum_squares(const float* x, std::size_t n);
+// x[i] *= c
+void scale(float* x, std::size_t n, float c);
+
 }  // namespace xtgrad::vmath

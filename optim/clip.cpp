@@ -6,13 +6,13 @@
 #include <fmt/core.h>
 
 #include "lib/error.hpp"
+#include "lib/vmath.hpp"
 
 namespace xtgrad {
 
 double grad_norm(const std::vector<Parameter*>& params) {
     double s = 0.0;
-    for (const Parameter* p : params)
-        for (float g : p->grad) s += static_cast<double>(g) * g;
+    for (const Parameter* p : params) s += vmath::sum_squares(p->grad.data(), p->grad.size());
     return std::sqrt(s);
 }
 
@@ -25,8 +25,7 @@ ClipResult clip_grad_norm(const std::vector<Parameter*>& params, double max_norm
     const double coef = max_norm / (r.norm + 1e-6);
     if (coef < 1.0) {
         const auto c = static_cast<float>(coef);
-        for (Parameter* p : params)
-            for (float& g : p->grad) g *= c;
+        for (Parameter* p : params) vmath::scale(p->grad.data(), p->grad.size(), c);
         r.clipped = true;
     }
     return r;

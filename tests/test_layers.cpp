@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 
 #include "apps/examples/mgu_cell.hpp"
+#include "layers/adaptive_softmax.hpp"
 #include "layers/dropout.hpp"
 #include "layers/embedding.hpp"
 #include "layers/linear.hpp"
@@ -377,4 +378,42 @@ TEST_CASE("clip_grad_norm returns the norm before clipping and scales to max_nor
     CHECK(a.grad(0, 0) == 0.5f);
     CHECK(b.grad(0, 0) == -0.5f);
     CHECK_THROWS_AS(clip_grad_norm({&a}, 0.0), ConfigError);
+}
+
+TEST_CASE("adaptive softmax: gradient check, a proper distribution, loss = -log p(target)") {
+    Rng rng(21);
+    const std::size_t V = 12, Hd = 6, n = 7;
+    // ranks by a made-up frequency order, so that the id -> rank mapping is exercised
+    const std::vector<std::int32_t> order = frequency_order({3, 3, 3, 7, 7, 1, 0, 11, 5, 5, 5, 5}, V);
+    CHECK(order[5] == 0);  // most frequent
+    CHECK(order[3] == 1);
+    AdaptiveSoftmax asm_("decoder", Hd, V, {3, 7}, 2.0f, rng, order);
+    CHECK(asm_.head.value.shape()[0] == 3 + 2);
+    CHECK(asm_.proj[0].value.shape()[0] == 3);  // 6 / 2
+    CHECK(asm_.proj[1].value.shape()[0] == 1);  // 6 / 4
+    CHECK(asm_.out[1].value.shape()[0] == 5);   // ranks 7..11
+    Parameter h = input_param(n, Hd, 22);
+    const Ids targets = {5, 3, 0, 11, 9, 2, 3};  // head, tail 0 and tail 1 all used
+    Tape tape;
+    auto loss = [&](Tape& t) { return asm_.loss(t.param(h), targets, Reduction::sum); };
+    std::vector<Parameter*> params = asm_.parameters();
+    params.push_back(&h);
+    const GradcheckReport r = gradcheck(tape, loss, params);
+    fmt::print("{:<28} {}\n", "adaptive softmax", r.summary());
+    CHECK(r.ok);
+
+    tape.clear();
+    const Array lp = asm_.log_prob(tape, tape.param(h));
+    tape.clear();
+    const double total = asm_.loss(tape.param(h), targets, Reduction::sum).value()(0, 0);
+    double by_hand = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+        double z = 0.0;
+        for (std::size_t k = 0; k < V; ++k) z += std::exp(static_cast<double>(lp(i, k)));
+        CHECK(z == doctest::Approx(1.0).epsilon(1e-5));
+        by_hand -= lp(i, static_cast<std::size_t>(targets[i]));
+    }
+    CHECK(total == doctest::Approx(by_hand).epsilon(1e-5));
+    CHECK_THROWS_AS(AdaptiveSoftmax("d", Hd, V, {7, 3}, 2.0f, rng), ConfigError);
+    CHECK_THROWS_AS(AdaptiveSoftmax("d", Hd, V, {3, 12}, 2.0f, rng), ConfigError);
 }

@@ -56,8 +56,7 @@ void Sampler::reset() {
 void Sampler::feed(const Ids& ids) {
     if (ids.empty()) return;
     tape_.clear();
-    Var logits = model_(tape_, ids, 1, hidden_, rng_, false);
-    const Array& v = logits.value();
+    const Array v = model_.log_probs(tape_, ids, 1, hidden_);
     const std::size_t V = v.shape()[1];
     last_.assign(v.data() + (ids.size() - 1) * V, v.data() + ids.size() * V);
     have_logits_ = true;

@@ -104,8 +104,7 @@ double evaluate(RNNLM& model, const Batched& data, std::size_t bptt, std::size_t
         if (max_batches && nb >= max_batches) break;
         const std::size_t n = get_batch(data, i, bptt, in, tg);
         tape.clear();
-        Var logits = model(tape, in, data.batch, hidden, unused, false);
-        total += static_cast<double>(n) * cross_entropy(logits, tg).value()(0, 0);
+        total += static_cast<double>(n) * model.loss(tape, in, tg, data.batch, hidden, unused, false).value()(0, 0);
         rows += n;
     }
     return total / static_cast<double>(rows);
@@ -113,7 +112,9 @@ double evaluate(RNNLM& model, const Batched& data, std::size_t bptt, std::size_t
 
 TrainResult train(const TrainOptions& o, std::ostream& log) {
     auto say = [&](const std::string& s) {
-        if (!o.quiet) fmt::print(log, "{}\n", s);
+        if (o.quiet) return;
+        fmt::print(log, "{}\n", s);
+        log.flush();  // progress shows up at once, also through a pipe or in a file
     };
     if (o.bptt == 0) throw ConfigError("--bptt must be positive");
     if (o.batch_size == 0) throw ConfigError("--batch-size must be positive");
@@ -135,6 +136,7 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
 
     LMConfig config = o.model;
     config.vocab = corpus.vocab.size();
+    if (!config.cutoffs.empty()) config.order = frequency_order(corpus.train, config.vocab);
     Rng rng(o.seed);
     std::unique_ptr<RNNLM> model;
     StateDict resume_sd;
@@ -201,8 +203,7 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
         for (std::size_t b = prog.batch; b < nbatches; ++b) {
             const std::size_t n = get_batch(train_data, b * o.bptt, o.bptt, in, tg);
             tape.clear();
-            Var logits = (*model)(tape, in, o.batch_size, hidden, rng, true);
-            Var loss = cross_entropy(logits, tg);
+            Var loss = model->loss(tape, in, tg, o.batch_size, hidden, rng, true);
             const double lv = loss.value()(0, 0);
             if (!std::isfinite(lv)) {
                 say(fmt::format("error: the training loss became {} at epoch {} batch {}; stopping. The last good "
