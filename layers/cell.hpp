@@ -35,10 +35,22 @@ public:
     virtual State step(Var x_t, const State& s) = 0;
 };
 
-// Creates the four parameters of a built-in cell with `gates` gates, named and shaped as PyTorch's
-// (`<prefix>.weight_ih<suffix>` (gates*H x in), weight_hh (gates*H x H), bias_ih, bias_hh (gates*H)), drawn
-// U(-1/sqrt(H), 1/sqrt(H)) in PyTorch's order.
-void init_recurrent_params(Parameter& wih, Parameter& whh, Parameter& bih, Parameter& bhh, const std::string& prefix,
-                           const std::string& suffix, std::size_t gates, std::size_t in, std::size_t H, Rng& rng);
+// The built-in cells' common part: PyTorch's four parameters for `gates` gates, named
+// `<prefix>.weight_ih<suffix>` (gates*H x in), `weight_hh` (gates*H x H), `bias_ih`, `bias_hh` (gates*H), drawn
+// U(-1/sqrt(H), 1/sqrt(H)) in PyTorch's order; the window's input projection in one affine.
+class GateCell : public Cell {
+public:
+    GateCell(const std::string& prefix, const std::string& suffix, std::size_t gates, std::size_t in, std::size_t H,
+             Rng& rng);
+    std::size_t input_size() const override { return weight_ih.value.shape()[1]; }
+    std::size_t hidden_size() const override { return weight_hh.value.shape()[1]; }
+    // x W_ih^T + b_ih for the whole window: (T*B x gates*H)
+    Var project(Var x) override;
+    // h W_hh^T + b_hh: (B x gates*H)
+    Var recurrent(Var h);
+    void collect(std::vector<Parameter*>& out) override;
+
+    Parameter weight_ih, weight_hh, bias_ih, bias_hh;
+};
 
 }  // namespace xtgrad

@@ -2,22 +2,16 @@
 #pragma once
 
 #include "layers/cell.hpp"
-#include "lib/rng.hpp"
 
 namespace xtgrad {
 
-// The Elman RNN cell with tanh or relu, PyTorch's parameter shapes and initialisation U(-1/sqrt(H), 1/sqrt(H)).
-class RNNCell : public Cell {
+// The Elman RNN cell with tanh or relu, PyTorch's parameter shapes and initialisation (see GateCell, 1 gate).
+class RNNCell : public GateCell {
 public:
-    // Parameters `<prefix>.weight_ih<suffix>` (H x in), `weight_hh` (H x H), `bias_ih` (H), `bias_hh` (H).
-    RNNCell(const std::string& prefix, const std::string& suffix, std::size_t in, std::size_t H, bool relu, Rng& rng);
-    std::size_t input_size() const override { return weight_ih.value.shape()[1]; }
-    std::size_t hidden_size() const override { return weight_hh.value.shape()[0]; }
-    Var project(Var x) override;
+    RNNCell(const std::string& prefix, const std::string& suffix, std::size_t in, std::size_t H, bool relu, Rng& rng)
+        : GateCell(prefix, suffix, 1, in, H, rng), relu(relu) {}
     State step(Var x_t, const State& s) override;
-    void collect(std::vector<Parameter*>& out) override;
 
-    Parameter weight_ih, weight_hh, bias_ih, bias_hh;
     bool relu;
 };
 

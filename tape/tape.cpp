@@ -127,25 +127,20 @@ Var Tape::constant(Shape s, float v) {
 }
 
 Node& Tape::record(const char* op, std::initializer_list<Var> inputs, BackwardFn backward) {
-    for (const Var& v : inputs) check(v, op);
-    Node& n = push(op);
-    bool needs = false;
-    for (const Var& v : inputs) {
-        n.in.push_back(v.index);
-        needs = needs || nodes_[v.index]->requires_grad;
-    }
-    n.requires_grad = grad_enabled_ && needs;
-    n.backward = n.requires_grad ? backward : nullptr;
-    return n;
+    return record(op, inputs.begin(), inputs.size(), backward);
 }
 
 Node& Tape::record(const char* op, const std::vector<Var>& inputs, BackwardFn backward) {
-    for (const Var& v : inputs) check(v, op);
+    return record(op, inputs.data(), inputs.size(), backward);
+}
+
+Node& Tape::record(const char* op, const Var* inputs, std::size_t count, BackwardFn backward) {
+    for (std::size_t k = 0; k < count; ++k) check(inputs[k], op);
     Node& n = push(op);
     bool needs = false;
-    for (const Var& v : inputs) {
-        n.in.push_back(v.index);
-        needs = needs || nodes_[v.index]->requires_grad;
+    for (std::size_t k = 0; k < count; ++k) {
+        n.in.push_back(inputs[k].index);
+        needs = needs || nodes_[inputs[k].index]->requires_grad;
     }
     n.requires_grad = grad_enabled_ && needs;
     n.backward = n.requires_grad ? backward : nullptr;

@@ -102,6 +102,7 @@ public:
     Node& record(const char* op, std::initializer_list<Var> inputs, BackwardFn backward);
     // The same with a variable number of inputs.
     Node& record(const char* op, const std::vector<Var>& inputs, BackwardFn backward);
+    Node& record(const char* op, const Var* inputs, std::size_t count, BackwardFn backward);
 
     // Reverse pass from a (1 x 1) loss: gradients reach every node and every parameter used.
     void backward(Var loss);

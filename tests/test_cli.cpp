@@ -114,6 +114,33 @@ TEST_CASE("xtgrad-lm: train, save, eval, generate, interactive, resume") {
     std::system(("rm -rf " + d).c_str());
 }
 
+TEST_CASE("xtgrad-lm: adaptive softmax trains, evaluates and samples; char level too") {
+    const std::string d = make_data();
+    Run r = run(fmt::format("train --data {0} {1} --epochs 1 --max-batches 4 --adaptive-softmax --cutoffs 20,100 --save {0}/a.safetensors", d, kSmall));
+    INFO(r.out);
+    REQUIRE(r.rc == 0);
+    CHECK(r.out.find("adaptive softmax [20, 100]") != std::string::npos);
+    CHECK(xtgrad::load_safetensors(d + "/a.safetensors").tensors.count("decoder.tail.1.1.weight") == 1);
+    r = run(fmt::format("eval --checkpoint {0}/a.safetensors --data {0}", d));
+    CHECK(r.rc == 0);
+    CHECK(r.out.find("ppl") != std::string::npos);
+    r = run(fmt::format("generate --checkpoint {0}/a.safetensors --words 10", d));
+    CHECK(r.rc == 0);
+    r = run(fmt::format("train --data {0} --adaptive-softmax --cutoffs 20,x {1}", d, kSmall));
+    CHECK(r.rc == 2);
+    CHECK(r.out.find("--cutoffs: '20,x' is not a list") != std::string::npos);
+    r = run(fmt::format("train --data {0} --cutoffs 20 {1}", d, kSmall));
+    CHECK(r.out.find("go with --adaptive-softmax") != std::string::npos);
+
+    r = run(fmt::format("train --level char --data {0}/train.txt {1} --epochs 1 --max-batches 4 --save {0}/c.safetensors", d, kSmall));
+    CHECK(r.rc == 0);
+    CHECK(r.out.find("(char level)") != std::string::npos);
+    r = run(fmt::format("generate --checkpoint {0}/c.safetensors --words 40 --prompt \"The \"", d));
+    CHECK(r.rc == 0);
+    CHECK(r.out.rfind("The ", 0) == 0);
+    std::system(("rm -rf " + d).c_str());
+}
+
 TEST_CASE("xtgrad-lm: bad input gets a clear error, a non-zero exit, and no lost checkpoint") {
     const std::string d = make_data();
     REQUIRE(run(fmt::format("train --data {} {} --epochs 1 --max-batches 3 --save {}/m.safetensors", d, kSmall, d)).rc == 0);

@@ -232,9 +232,10 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
             if (interval_batches == o.log_interval || b + 1 == nbatches) {
                 const double el = now() - interval_start;
                 const double cur = interval_loss / static_cast<double>(interval_batches);
-                say(fmt::format("| epoch {:3d} | {:5d}/{:5d} batches | lr {:05.2f} | ms/batch {:7.2f} | tok/s {:7.0f} | "
+                const double lr = plateau.lr();
+                say(fmt::format("| epoch {:3d} | {:5d}/{:5d} batches | lr {} | ms/batch {:7.2f} | tok/s {:7.0f} | "
                                 "loss {:5.2f} | ppl {:8.2f} | grad norm {:6.2f}",
-                                prog.epoch, b + 1, nbatches, plateau.lr(), el * 1000 / static_cast<double>(interval_batches),
+                                prog.epoch, b + 1, nbatches, lr >= 0.01 ? fmt::format("{:05.2f}", lr) : fmt::format("{:.2e}", lr), el * 1000 / static_cast<double>(interval_batches),
                                 static_cast<double>(interval_tokens) / el, cur, perplexity(cur),
                                 interval_norm / static_cast<double>(interval_batches)));
                 metrics.line(fmt::format(
