@@ -136,8 +136,9 @@ int cmd_eval(Args& a, const char* argv0) {
     a.finish();
     if (split != "test" && split != "valid") throw ConfigError(fmt::format("--split must be test or valid, got '{}'", split));
     const double loss = evaluate(*m.model, batchify(split == "test" ? corpus.test : corpus.valid, batch), bptt);
-    fmt::print("{} | {} {} | loss {:.4f} | ppl {:.2f}\n", m.model->config.describe(), split,
-               split == "test" ? corpus.test_name : "valid", loss, perplexity(loss));
+    const bool test_is_valid = split == "test" && corpus.test_name != "test";
+    fmt::print("{} | {}{} | loss {:.4f} | ppl {:.2f}\n", m.model->config.describe(), split,
+               test_is_valid ? " (the valid split: no test split of its own)" : "", loss, perplexity(loss));
     return 0;
 }
 
