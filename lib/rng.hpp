@@ -19,8 +19,18 @@ public:
     // Restarts the stream from a seed.
     void reseed(std::uint64_t seed);
 
-    // Next 64 random bits.
-    std::uint64_t next_u64();
+    // Next 64 random bits (inline: dropout draws one per element).
+    std::uint64_t next_u64() {
+        const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
+        const std::uint64_t t = s_[1] << 17;
+        s_[2] ^= s_[0];
+        s_[3] ^= s_[1];
+        s_[1] ^= s_[2];
+        s_[0] ^= s_[3];
+        s_[2] ^= t;
+        s_[3] = rotl(s_[3], 45);
+        return result;
+    }
 
     // Uniform float in [0, 1) with 24 random bits.
     float uniform() { return static_cast<float>(next_u64() >> 40) * 0x1.0p-24f; }
@@ -39,6 +49,7 @@ public:
     void set_state(const State& s) { s_ = s; }
 
 private:
+    static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
     State s_{};
 };
 

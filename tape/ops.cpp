@@ -502,7 +502,10 @@ void check_rate(const char* op, float p) {
 }
 void fill_mask(Array& m, float p, Rng& rng) {
     const float keep = 1.0f / (1.0f - p);
-    for (float& v : m) v = rng.uniform() < p ? 0.0f : keep;
+    // rng.uniform() < p, compared on the 24 random bits themselves
+    const auto threshold = static_cast<std::uint64_t>(std::ceil(static_cast<double>(p) * 0x1.0p24));
+    float* d = m.data();
+    for (std::size_t k = 0; k < m.size(); ++k) d[k] = (rng.next_u64() >> 40) < threshold ? 0.0f : keep;
 }
 }  // namespace
 
