@@ -53,10 +53,10 @@ void set_threads(Args& a) {
     if (threads > 0) set_blas_threads(static_cast<int>(threads));
 }
 
-int cmd_train(Args& a, const char* argv0) {
+int cmd_train(Args& a) {
     TrainOptions o;
     o.level = a.str("level", "word");
-    o.data = find_data(a.str("data", ""), o.level == "char" ? "tinyshakespeare" : "wikitext-2", argv0);
+    o.data = find_data(a.str("data", ""), o.level == "char" ? "tinyshakespeare" : "wikitext-2");
     o.model.model = a.str("model", "LSTM");
     o.model.emsize = static_cast<std::size_t>(a.integer("emsize", 200, 1, 1 << 20));
     o.model.nhid = static_cast<std::size_t>(a.integer("nhid", 200, 1, 1 << 20));
@@ -108,14 +108,14 @@ int cmd_train(Args& a, const char* argv0) {
 }
 
 // The checkpoint, its vocabulary checked against (or rebuilt from) the data when --data is given.
-LoadedModel open_model(Args& a, const char* argv0, bool need_data, Corpus* corpus_out) {
+LoadedModel open_model(Args& a, bool need_data, Corpus* corpus_out) {
     const std::string ckpt = a.str("checkpoint", "");
     if (ckpt.empty()) throw ConfigError("--checkpoint FILE is required");
     const std::string level = a.str("level", "word");
     const std::string hint = a.str("model", "");
     if (!hint.empty()) parse_cell_type(hint);
     std::string data = a.str("data", "");
-    if (need_data) data = find_data(data, level == "char" ? "tinyshakespeare" : "wikitext-2", argv0);
+    if (need_data) data = find_data(data, level == "char" ? "tinyshakespeare" : "wikitext-2");
     Corpus corpus;
     if (!data.empty()) corpus = load_corpus(data, level);
     LoadedModel m = load_model(ckpt, data.empty() ? nullptr : &corpus, hint);
@@ -126,9 +126,9 @@ LoadedModel open_model(Args& a, const char* argv0, bool need_data, Corpus* corpu
     return m;
 }
 
-int cmd_eval(Args& a, const char* argv0) {
+int cmd_eval(Args& a) {
     Corpus corpus;
-    LoadedModel m = open_model(a, argv0, true, &corpus);
+    LoadedModel m = open_model(a, true, &corpus);
     const std::string split = a.str("split", "test");
     const std::size_t bptt = static_cast<std::size_t>(a.integer("bptt", 35, 1, 1 << 20));
     const std::size_t batch = static_cast<std::size_t>(a.integer("eval-batch-size", 10, 1, 1 << 20));
@@ -142,8 +142,8 @@ int cmd_eval(Args& a, const char* argv0) {
     return 0;
 }
 
-int cmd_generate(Args& a, const char* argv0) {
-    LoadedModel m = open_model(a, argv0, false, nullptr);
+int cmd_generate(Args& a) {
+    LoadedModel m = open_model(a, false, nullptr);
     const std::size_t words = static_cast<std::size_t>(a.integer("words", 100, 0, 1L << 30));
     const double temperature = a.real("temperature", 1.0, 0.0, 1e3, true);
     const std::size_t top_k = static_cast<std::size_t>(a.integer("top-k", 0, 0, 1L << 30));
@@ -193,15 +193,15 @@ int main(int argc, char** argv) {
     try {
         if (cmd == "train") {
             Args a(argc, argv, 2, {"tied", "adaptive-softmax"});
-            return cmd_train(a, argv[0]);
+            return cmd_train(a);
         }
         if (cmd == "eval") {
             Args a(argc, argv, 2, {});
-            return cmd_eval(a, argv[0]);
+            return cmd_eval(a);
         }
         if (cmd == "generate") {
             Args a(argc, argv, 2, {"interactive"});
-            return cmd_generate(a, argv[0]);
+            return cmd_generate(a);
         }
         fmt::print(std::cerr, "xtgrad-lm: error: unknown command '{}'\n\n{}", cmd, kUsage);
         return 2;

@@ -111,8 +111,10 @@ LMConfig LMConfig::infer(const StateDict& sd, const std::string& model_hint, con
     while (sd.tensors.count(fmt::format("rnn.weight_ih_l{}", c.nlayers))) ++c.nlayers;
     const auto& dec = sd.get("decoder.weight", ctx);
     c.tied = dec.value == enc.value;
+    if (wih.shape[1] != c.emsize)
+        throw FileError(fmt::format("{}: rnn.weight_ih_l0 takes {} features but encoder.weight gives {}", ctx, wih.shape[1],
+                                    c.emsize));
     c.dropout = 0.0f;  // irrelevant for evaluation and sampling
-    (void)wih;
     return c;
 }
 
@@ -134,7 +136,7 @@ RNNLM::RNNLM(const LMConfig& c, Rng& rng, const CellFactory& custom_cell)
       encoder("encoder", c.vocab, c.emsize, rng),
       rnn("rnn", custom_cell ? custom_cell : builtin_cell(parse_cell_type(c.model)), c.emsize, c.nhid, c.nlayers,
           c.nlayers > 1 ? c.dropout : 0.0f, false, rng),
-      decoder("decoder", c.nhid, c.vocab, rng),
+      decoder("decoder", c.nhid, c.cutoffs.empty() ? c.vocab : 0, rng),  // empty when the adaptive softmax decodes
       drop(c.dropout) {
     fill_uniform(encoder.weight.value, rng, -0.1f, 0.1f);
     fill_uniform(decoder.weight.value, rng, -0.1f, 0.1f);

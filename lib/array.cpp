@@ -8,12 +8,6 @@ std::string shape_str(const Shape& s) { return fmt::format("({} x {})", s[0], s[
 
 std::string shape_str(const Array& a) { return shape_str(shape_of(a)); }
 
-Array full(Shape s, float v) {
-    Array a(s);
-    a.fill(v);
-    return a;
-}
-
 void ensure_shape(Array& a, Shape s) {
     if (a.shape()[0] == s[0] && a.shape()[1] == s[1]) return;
     if (a.size() == s[0] * s[1]) {

@@ -27,9 +27,6 @@ std::string shape_str(const Array& a);
 // The shape of an array as a Shape.
 inline Shape shape_of(const Array& a) { return {a.shape()[0], a.shape()[1]}; }
 
-// A new array of the given shape filled with v.
-Array full(Shape s, float v);
-
 // Resizes a to s; keeps the buffer (no allocation) when the element count is unchanged.
 void ensure_shape(Array& a, Shape s);
 

@@ -185,3 +185,23 @@ TEST_CASE("cross_entropy backward is softmax minus one-hot, scaled by the mean, 
     expect(1, 0) = expect(1, 1) = expect(1, 2) = 0.0f;
     CHECK(xt::allclose(L.grad, expect, 1e-5, 1e-6));
 }
+
+TEST_CASE("profiling charges each op's forward and backward time to 'op (rows x cols)'") {
+    Tape t;
+    Parameter W("W", Array({3, 4}, 0.5f));
+    t.set_profiling(true);
+    for (int k = 0; k < 3; ++k) {
+        t.clear();
+        Var y = sum(tanh(matmul_t(t.constant({2, 4}, 1.0f), t.param(W))));
+        t.backward(y);
+    }
+    t.set_profiling(false);
+    const auto& p = t.profile();
+    REQUIRE(p.count("matmul_t (2 x 3)") == 1);
+    CHECK(p.at("matmul_t (2 x 3)").calls == 3);
+    CHECK(p.at("tanh (2 x 3)").backward_s > 0.0);
+    CHECK(p.at("sum (1 x 1)").calls == 3);
+    CHECK(p.at("constant (2 x 4)").backward_s == 0.0);  // leaves have no rule
+    t.reset_profile();
+    CHECK(t.profile().empty());
+}

@@ -31,7 +31,7 @@ struct TrainResult {
 
 // The data directory: `given` when not empty, else ../shared/data/<name> next to the working directory or the
 // program. Throws ConfigError saying how to get the data when nothing is found.
-std::string find_data(const std::string& given, const std::string& name, const char* argv0);
+std::string find_data(const std::string& given, const std::string& name);
 
 // Loads a corpus at a level ("word" or "char").
 Corpus load_corpus(const std::string& data, const std::string& level);

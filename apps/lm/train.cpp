@@ -64,7 +64,7 @@ std::string jnum(double v) { return std::isfinite(v) ? fmt::format("{:.6g}", v) 
 std::string resume_path(const std::string& save) { return stem(save) + ".resume.safetensors"; }
 std::string metrics_path(const std::string& save) { return stem(save) + ".metrics.jsonl"; }
 
-std::string find_data(const std::string& given, const std::string& name, const char* argv0) {
+std::string find_data(const std::string& given, const std::string& name) {
     if (!given.empty()) return given;
     std::vector<std::string> candidates = {"../shared/data/" + name};
     char exe[4096];
@@ -74,7 +74,6 @@ std::string find_data(const std::string& given, const std::string& name, const c
         dir = dir.substr(0, dir.find_last_of('/'));
         candidates.push_back(dir + "/../../../shared/data/" + name);  // build/apps/xtgrad-lm next to ../shared
     }
-    (void)argv0;
     for (const std::string& c : candidates)
         if (is_dir(c)) return c;
     throw ConfigError(fmt::format(
