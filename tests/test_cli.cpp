@@ -98,6 +98,20 @@ TEST_CASE("xtgrad-lm: train, save, eval, generate, interactive, resume") {
     const Run again = run(fmt::format("generate --checkpoint {}/m.safetensors --words 25 --prompt \"the\" --seed 3 --top-k 10", d));
     CHECK(again.out == r.out);  // same seed, same text
 
+    // a plain state dict, as exported from PyTorch's example: no metadata; architecture from the shapes,
+    // vocabulary rebuilt from --data
+    xtgrad::StateDict plain = xtgrad::load_safetensors(d + "/m.safetensors");
+    plain.metadata.clear();
+    xtgrad::save_safetensors(d + "/plain.safetensors", plain);
+    const Run ours = run(fmt::format("eval --checkpoint {0}/m.safetensors --data {0}", d));
+    const Run theirs = run(fmt::format("eval --checkpoint {0}/plain.safetensors --data {0}", d));
+    CHECK(theirs.rc == 0);
+    CHECK(ours.out.substr(ours.out.find("loss")) == theirs.out.substr(theirs.out.find("loss")));
+    CHECK(run(fmt::format("generate --checkpoint {0}/plain.safetensors --data {0} --words 5", d)).rc == 0);
+    r = run(fmt::format("generate --checkpoint {0}/plain.safetensors --words 5", d));
+    CHECK(r.rc == 1);
+    CHECK(r.out.find("pass --data DIR to rebuild its vocabulary") != std::string::npos);
+
     r = run(fmt::format("generate --checkpoint {}/m.safetensors --words 5 --interactive", d), "the\\nof the\\n");
     CHECK(r.rc == 0);
     CHECK(std::count(r.out.begin(), r.out.end(), '>') >= 3);  // a prompt before each line and at the end
