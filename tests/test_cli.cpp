@@ -140,6 +140,11 @@ TEST_CASE("xtgrad-lm: adaptive softmax trains, evaluates and samples; char level
     CHECK(r.out.find("ppl") != std::string::npos);
     r = run(fmt::format("generate --checkpoint {0}/a.safetensors --words 10", d));
     CHECK(r.rc == 0);
+    r = run(fmt::format("train --data {0} {1} --epochs 8 --max-batches 2 --optimizer ntasgd --lr 1 --save {0}/n.safetensors", d, kSmall));
+    INFO(r.out);
+    CHECK(r.rc == 0);
+    CHECK(r.out.find("| end of epoch   8 |") != std::string::npos);
+
     r = run(fmt::format("train --data {0} --adaptive-softmax --cutoffs 20,x {1}", d, kSmall));
     CHECK(r.rc == 2);
     CHECK(r.out.find("--cutoffs: '20,x' is not a list") != std::string::npos);

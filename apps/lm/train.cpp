@@ -156,7 +156,9 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
     }
     std::vector<Parameter*> params = model->parameters();
     std::unique_ptr<Optimizer> opt = make_optimizer(o.optimizer, params, o.lr, o.momentum, o.weight_decay);
-    PlateauLR plateau(o.lr, 0.25);
+    // NT-ASGD (AWD-LSTM) keeps its learning rate and averages instead: the plateau rule only tracks the best loss.
+    auto* ntasgd = dynamic_cast<NTASGD*>(opt.get());
+    PlateauLR plateau(o.lr, 0.25, ntasgd ? std::numeric_limits<std::size_t>::max() : 0);
     TrainProgress prog;
     prog.seed = o.seed;
     RecurrentState hidden;
@@ -258,6 +260,8 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
         }
         const double epoch_time = now() - epoch_start;
         const double ve = now();
+        const bool averaged = ntasgd && ntasgd->averaging();
+        if (averaged) ntasgd->swap_average();  // evaluate (and save) the averaged weights
         const double val = evaluate(*model, val_data, o.bptt, o.eval_max_batches);
         say(std::string(89, '-'));
         say(fmt::format("| end of epoch {:3d} | time: {:6.2f}s | valid loss {:5.2f} | valid ppl {:8.2f} | eval {:.1f}s",
@@ -272,6 +276,8 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
             save_checkpoint(o.save, *model, corpus.vocab, corpus.level);
             model->save_weights(best_weights);
         }
+        if (averaged) ntasgd->swap_average();  // back to the iterate training continues from
+        if (ntasgd && ntasgd->observe(val)) say("NT-ASGD: validation stopped improving; averaging the weights from now on");
         ++prog.epoch;  // the resume point is the start of the next epoch
         prog.batch = 0;
         save_resume();
