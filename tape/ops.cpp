@@ -75,6 +75,19 @@ void acc_gemm(Tape& t, std::uint32_t i, const char* who, ConstMat A, bool ta, Co
     if (G) gemm(who, A, ta, B, tb, mat(*G), 1.0f, fresh ? 0.0f : 1.0f);
 }
 
+// dW (+)= g^T x for the weight of an affine or matmul_t. A parameter's product over few rows (a recurrent step)
+// is deferred to the end of the pass, where the tape stacks all of that parameter's rows into one sgemm.
+void acc_weight_grad(Tape& t, std::uint32_t i, const char* who, const Array& g, const Array& x) {
+    Node& n = t.at(i);
+    if (!n.requires_grad) return;
+    constexpr std::size_t kSmall = 64;
+    if (n.ext_grad && g.shape()[0] <= kSmall) {
+        t.defer_weight_grad(n.ext_grad, &g, &x);
+        return;
+    }
+    acc_gemm(t, i, who, cmat(g), true, cmat(x), false);
+}
+
 // How to read a possibly broadcast operand at output position (r, c).
 struct Bcast {
     std::size_t rs, cs;  // row and column strides, 0 along a broadcast dimension
@@ -246,7 +259,7 @@ Var matmul_t(Var a, Var b) {
     Node& y = t.record("matmul_t", {a, b}, [](Tape& t, Node& y) {
         const Array &A = t.at(y.in[0]).val(), &B = t.at(y.in[1]).val();
         acc_gemm(t, y.in[0], "matmul_t backward", cmat(y.grad), false, cmat(B), false);
-        acc_gemm(t, y.in[1], "matmul_t backward", cmat(y.grad), true, cmat(A), false);
+        acc_weight_grad(t, y.in[1], "matmul_t backward", y.grad, A);
     });
     if (A.shape()[1] != B.shape()[1])
         throw ShapeError(fmt::format("matmul_t: cannot multiply {} by the transpose of {}", shape_str(A),
@@ -269,7 +282,7 @@ Var affine(Var x, Var W, Var b) {
     Node& y = t.record("affine", {x, W, b}, [](Tape& t, Node& y) {
         const Array &X = t.at(y.in[0]).val(), &Wv = t.at(y.in[1]).val();
         acc_gemm(t, y.in[0], "affine backward", cmat(y.grad), false, cmat(Wv), false);
-        acc_gemm(t, y.in[1], "affine backward", cmat(y.grad), true, cmat(X), false);
+        acc_weight_grad(t, y.in[1], "affine backward", y.grad, X);
         if (Array* gb = acc_buf(t, y.in[2])) {
             const std::size_t M = y.grad.shape()[0], N = y.grad.shape()[1];
             float* pb = gb->data();

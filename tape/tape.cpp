@@ -4,6 +4,7 @@
 
 #include <fmt/core.h>
 
+#include "lib/blas.hpp"
 #include "lib/error.hpp"
 
 namespace xtgrad {
@@ -186,6 +187,7 @@ void Tape::run_backward(Var out, const Array* seed) {
     } else {
         g(0, 0) += 1.0f;  // d loss / d loss
     }
+    deferred_.clear();
     if (profiling_) {
         mark_forward();
         for (std::size_t i = out.index + 1; i-- > 0;) {
@@ -195,6 +197,9 @@ void Tape::run_backward(Var out, const Array* seed) {
             n.backward(*this, n);
             timing_of(n).backward_s += seconds() - t0;
         }
+        const double t0 = seconds();
+        flush_weight_grads();
+        profile_["(deferred weight gradients)"].backward_s += seconds() - t0;
         last_mark_ = seconds();
         return;
     }
@@ -202,6 +207,35 @@ void Tape::run_backward(Var out, const Array* seed) {
         Node& n = *nodes_[i];
         if (n.backward && n.grad_live) n.backward(*this, n);
     }
+    flush_weight_grads();
+}
+
+void Tape::defer_weight_grad(Array* grad, const Array* g, const Array* x) { deferred_.push_back({grad, g, x}); }
+
+void Tape::flush_weight_grads() {
+    // For each parameter in turn (first come, first served), stack its products' rows and multiply once.
+    for (std::size_t first = 0; first < deferred_.size(); ++first) {
+        Array* grad = deferred_[first].grad;
+        if (!grad) continue;  // already done with an earlier entry's parameter
+        const std::size_t N = deferred_[first].g->shape()[1], K = deferred_[first].x->shape()[1];
+        std::size_t rows = 0;
+        for (std::size_t k = first; k < deferred_.size(); ++k)
+            if (deferred_[k].grad == grad) rows += deferred_[k].g->shape()[0];
+        pack_g_.resize(rows * N);  // never shrinks its capacity: no allocation in steady state
+        pack_x_.resize(rows * K);
+        std::size_t at = 0;
+        for (std::size_t k = first; k < deferred_.size(); ++k) {
+            if (deferred_[k].grad != grad) continue;
+            const Array &g = *deferred_[k].g, &x = *deferred_[k].x;
+            std::copy(g.begin(), g.end(), pack_g_.data() + at * N);
+            std::copy(x.begin(), x.end(), pack_x_.data() + at * K);
+            at += g.shape()[0];
+            deferred_[k].grad = nullptr;
+        }
+        gemm("deferred weight gradient", ConstMat{pack_g_.data(), rows, N, N}, true, ConstMat{pack_x_.data(), rows, K, K},
+             false, mat(*grad), 1.0f, 1.0f);
+    }
+    deferred_.clear();
 }
 
 void Tape::clear() {

@@ -142,6 +142,11 @@ public:
     // Gradient of a node; zeros when no gradient reached it.
     const Array& grad(Var v);
 
+    // Used by backward rules: adds g^T x into a parameter's gradient at the end of the pass, together with the
+    // other such products for the same parameter, as one matrix product of the stacked rows (a recurrent
+    // weight gets one sgemm per window instead of one per step). g and x must outlive the pass.
+    void defer_weight_grad(Array* grad, const Array* g, const Array* x);
+
 private:
     Node& push(const char* op);
     void run_backward(Var out, const Array* seed);
@@ -151,6 +156,15 @@ private:
     std::size_t size_ = 0;
     std::uint32_t generation_ = 1;
     bool grad_enabled_ = true;
+
+    void flush_weight_grads();                   // runs the deferred g^T x products
+    struct Deferred {
+        Array* grad;
+        const Array* g;
+        const Array* x;
+    };
+    std::vector<Deferred> deferred_;             // capacity kept across passes
+    std::vector<float> pack_g_, pack_x_;         // stacked rows of one parameter's products (capacity kept)
 
     void mark_forward();                         // charges the time since the last mark to the last node
     OpTiming& timing_of(const Node& n);

@@ -119,6 +119,7 @@ std::string category(const std::string& key, std::size_t V, std::size_t B) {
     if (op == "cross_entropy" || op == "log_softmax") return "softmax + cross-entropy";
     if (op == "gather") return "embedding";
     if (op == "param" || op == "constant") return "leaves";
+    if (op == "(deferred") return "recurrent GEMMs";  // the stacked weight gradients of the recurrent steps
     if (op == "dropout") return "dropout";
     return "elementwise gates";
 }
