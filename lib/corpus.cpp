@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include <fmt/core.h>
 
 #include "lib/error.hpp"
@@ -121,12 +123,7 @@ Ids tokenize_words(const std::string& text, Vocab& vocab) {
 
 Ids tokenize_chars(const std::string& text, Vocab& vocab) {
     Ids ids;
-    std::uint32_t cp;
-    for (std::size_t i = 0; i < text.size();) {
-        const std::size_t n = utf8_len(text, i, cp);  // valid: checked on read
-        ids.push_back(vocab.add(text.substr(i, n)));
-        i += n;
-    }
+    for (const std::string& ch : split_chars(text)) ids.push_back(vocab.add(ch));  // valid: checked on read
     return ids;
 }
 
@@ -143,6 +140,17 @@ void check_utf8(const std::string& text, const std::string& name) {
         line += text[i] == '\n';
         i += n;
     }
+}
+
+std::vector<std::string> split_chars(const std::string& text) {
+    std::vector<std::string> out;
+    std::uint32_t cp;
+    for (std::size_t i = 0; i < text.size();) {
+        const std::size_t n = std::max<std::size_t>(1, utf8_len(text, i, cp));  // an invalid byte stands alone
+        out.push_back(text.substr(i, n));
+        i += n;
+    }
+    return out;
 }
 
 std::vector<std::string> split_words(const std::string& line) {

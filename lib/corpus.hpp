@@ -49,6 +49,9 @@ Corpus load_char_corpus(const std::string& path);
 // Splits a line the way Python's str.split() does (any run of Unicode whitespace).
 std::vector<std::string> split_words(const std::string& line);
 
+// Splits valid UTF-8 text into its code points, each as a string (the tokens of the char level).
+std::vector<std::string> split_chars(const std::string& text);
+
 // Checks that text is valid UTF-8; throws FileError naming `name`, the line and the byte otherwise.
 void check_utf8(const std::string& text, const std::string& name);
 

@@ -12,24 +12,18 @@
 namespace xtgrad {
 
 Ids encode_prompt(const std::string& text, const Vocab& vocab, const std::string& level) {
+    check_utf8(text, "prompt");
     Ids ids;
     if (level == "char") {
-        check_utf8(text, "prompt");
-        for (std::size_t i = 0; i < text.size();) {
-            std::size_t n = 1;
-            const auto c = static_cast<unsigned char>(text[i]);
-            if (c >= 0xF0) n = 4;
-            else if (c >= 0xE0) n = 3;
-            else if (c >= 0xC0) n = 2;
-            const std::string ch = text.substr(i, n);
+        std::size_t at = 0;
+        for (const std::string& ch : split_chars(text)) {
             const std::int32_t id = vocab.find(ch);
-            if (id < 0) throw ConfigError(fmt::format("prompt: character '{}' at byte {} is not in the vocabulary", ch, i));
+            if (id < 0) throw ConfigError(fmt::format("prompt: character '{}' at byte {} is not in the vocabulary", ch, at));
             ids.push_back(id);
-            i += n;
+            at += ch.size();
         }
         return ids;
     }
-    check_utf8(text, "prompt");
     const std::int32_t unk = vocab.find("<unk>");
     for (const std::string& w : split_words(text)) {
         std::int32_t id = vocab.find(w);
