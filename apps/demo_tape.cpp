@@ -4,8 +4,8 @@
 
 #include <fmt/core.h>
 
-#include "lib/rng.hpp"
-#include "tape/ops.hpp"
+#include <xtgrad/lib/rng.hpp>
+#include <xtgrad/tape/ops.hpp>
 
 using namespace xtgrad;
 

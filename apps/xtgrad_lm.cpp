@@ -7,12 +7,12 @@
 #include <fmt/core.h>
 #include <fmt/ostream.h>
 
-#include "apps/lm/args.hpp"
-#include "apps/lm/generate.hpp"
-#include "apps/lm/lm.hpp"
-#include "layers/loss.hpp"
-#include "lib/blas.hpp"
-#include "lib/error.hpp"
+#include <xtgrad/apps/lm/args.hpp>
+#include <xtgrad/apps/lm/generate.hpp>
+#include <xtgrad/apps/lm/lm.hpp>
+#include <xtgrad/layers/loss.hpp>
+#include <xtgrad/lib/blas.hpp>
+#include <xtgrad/lib/error.hpp>
 
 using namespace xtgrad;
 

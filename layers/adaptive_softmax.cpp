@@ -1,4 +1,4 @@
-#include "layers/adaptive_softmax.hpp"
+#include <xtgrad/layers/adaptive_softmax.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -7,8 +7,8 @@
 #include <fmt/core.h>
 #include <fmt/format.h>
 
-#include "lib/error.hpp"
-#include "tape/ops.hpp"
+#include <xtgrad/lib/error.hpp>
+#include <xtgrad/tape/ops.hpp>
 
 namespace xtgrad {
 

@@ -5,9 +5,9 @@
 
 #include <vector>
 
-#include "layers/module.hpp"
-#include "lib/rng.hpp"
-#include "tape/ops.hpp"
+#include <xtgrad/layers/module.hpp>
+#include <xtgrad/lib/rng.hpp>
+#include <xtgrad/tape/ops.hpp>
 
 namespace xtgrad {
 

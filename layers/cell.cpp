@@ -1,8 +1,8 @@
-#include "layers/cell.hpp"
+#include <xtgrad/layers/cell.hpp>
 
 #include <cmath>
 
-#include "tape/ops.hpp"
+#include <xtgrad/tape/ops.hpp>
 
 namespace xtgrad {
 

@@ -1,8 +1,8 @@
 // The recurrent cell interface: a step from (input, state) to the next state, written with tape ops.
 #pragma once
 
-#include "layers/module.hpp"
-#include "lib/rng.hpp"
+#include <xtgrad/layers/module.hpp>
+#include <xtgrad/lib/rng.hpp>
 
 namespace xtgrad {
 

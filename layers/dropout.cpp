@@ -1,9 +1,9 @@
-#include "layers/dropout.hpp"
+#include <xtgrad/layers/dropout.hpp>
 
 #include <fmt/core.h>
 
-#include "lib/error.hpp"
-#include "tape/ops.hpp"
+#include <xtgrad/lib/error.hpp>
+#include <xtgrad/tape/ops.hpp>
 
 namespace xtgrad {
 

@@ -1,8 +1,8 @@
 // Dropout layers: standard, and variational (locked) dropout that shares one mask across a window's steps.
 #pragma once
 
-#include "lib/rng.hpp"
-#include "tape/tape.hpp"
+#include <xtgrad/lib/rng.hpp>
+#include <xtgrad/tape/tape.hpp>
 
 namespace xtgrad {
 

@@ -1,9 +1,9 @@
-#include "layers/embedding.hpp"
+#include <xtgrad/layers/embedding.hpp>
 
 #include <fmt/core.h>
 
-#include "lib/error.hpp"
-#include "tape/ops.hpp"
+#include <xtgrad/lib/error.hpp>
+#include <xtgrad/tape/ops.hpp>
 
 namespace xtgrad {
 

@@ -1,8 +1,8 @@
 // Embedding: rows of a (V x E) table looked up by token id, with optional embedding dropout.
 #pragma once
 
-#include "layers/module.hpp"
-#include "lib/rng.hpp"
+#include <xtgrad/layers/module.hpp>
+#include <xtgrad/lib/rng.hpp>
 
 namespace xtgrad {
 

@@ -1,6 +1,6 @@
-#include "layers/gru.hpp"
+#include <xtgrad/layers/gru.hpp>
 
-#include "tape/ops.hpp"
+#include <xtgrad/tape/ops.hpp>
 
 namespace xtgrad {
 

@@ -1,7 +1,7 @@
 // GRU cell, PyTorch's nn.GRU: gates in the order r, z, n, with r applied to (h W_hn^T + b_hn).
 #pragma once
 
-#include "layers/cell.hpp"
+#include <xtgrad/layers/cell.hpp>
 
 namespace xtgrad {
 

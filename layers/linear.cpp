@@ -1,11 +1,11 @@
-#include "layers/linear.hpp"
+#include <xtgrad/layers/linear.hpp>
 
 #include <cmath>
 
 #include <fmt/core.h>
 
-#include "lib/error.hpp"
-#include "tape/ops.hpp"
+#include <xtgrad/lib/error.hpp>
+#include <xtgrad/tape/ops.hpp>
 
 namespace xtgrad {
 

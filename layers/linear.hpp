@@ -1,8 +1,8 @@
 // Linear: y = x W^T + b, PyTorch's nn.Linear (weight (out x in), bias (out)).
 #pragma once
 
-#include "layers/module.hpp"
-#include "lib/rng.hpp"
+#include <xtgrad/layers/module.hpp>
+#include <xtgrad/lib/rng.hpp>
 
 namespace xtgrad {
 

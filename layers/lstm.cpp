@@ -1,6 +1,6 @@
-#include "layers/lstm.hpp"
+#include <xtgrad/layers/lstm.hpp>
 
-#include "tape/ops.hpp"
+#include <xtgrad/tape/ops.hpp>
 
 namespace xtgrad {
 

@@ -1,7 +1,7 @@
 // LSTM cell, PyTorch's nn.LSTM: gates in the order i, f, g, o.
 #pragma once
 
-#include "layers/cell.hpp"
+#include <xtgrad/layers/cell.hpp>
 
 namespace xtgrad {
 

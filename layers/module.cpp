@@ -1,4 +1,4 @@
-#include "layers/module.hpp"
+#include <xtgrad/layers/module.hpp>
 
 namespace xtgrad {
 

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "tape/tape.hpp"
+#include <xtgrad/tape/tape.hpp>
 
 namespace xtgrad {
 

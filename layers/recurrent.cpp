@@ -1,14 +1,14 @@
-#include "layers/recurrent.hpp"
+#include <xtgrad/layers/recurrent.hpp>
 
 #include <cmath>
 
 #include <fmt/core.h>
 
-#include "layers/gru.hpp"
-#include "layers/lstm.hpp"
-#include "layers/rnn_cell.hpp"
-#include "lib/error.hpp"
-#include "tape/ops.hpp"
+#include <xtgrad/layers/gru.hpp>
+#include <xtgrad/layers/lstm.hpp>
+#include <xtgrad/layers/rnn_cell.hpp>
+#include <xtgrad/lib/error.hpp>
+#include <xtgrad/tape/ops.hpp>
 
 namespace xtgrad {
 

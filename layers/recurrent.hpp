@@ -4,8 +4,8 @@
 #include <functional>
 #include <memory>
 
-#include "layers/cell.hpp"
-#include "lib/rng.hpp"
+#include <xtgrad/layers/cell.hpp>
+#include <xtgrad/lib/rng.hpp>
 
 namespace xtgrad {
 

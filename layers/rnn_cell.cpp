@@ -1,6 +1,6 @@
-#include "layers/rnn_cell.hpp"
+#include <xtgrad/layers/rnn_cell.hpp>
 
-#include "tape/ops.hpp"
+#include <xtgrad/tape/ops.hpp>
 
 namespace xtgrad {
 

@@ -1,7 +1,7 @@
 // Vanilla RNN cell, PyTorch's nn.RNN: h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh), act = tanh or relu.
 #pragma once
 
-#include "layers/cell.hpp"
+#include <xtgrad/layers/cell.hpp>
 
 namespace xtgrad {
 

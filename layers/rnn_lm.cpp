@@ -1,12 +1,12 @@
-#include "layers/rnn_lm.hpp"
+#include <xtgrad/layers/rnn_lm.hpp>
 
 #include <cstdlib>
 
 #include <fmt/core.h>
 #include <fmt/format.h>
 
-#include "lib/error.hpp"
-#include "tape/ops.hpp"
+#include <xtgrad/lib/error.hpp>
+#include <xtgrad/tape/ops.hpp>
 
 namespace xtgrad {
 

@@ -4,13 +4,13 @@
 
 #include <memory>
 
-#include "layers/adaptive_softmax.hpp"
-#include "layers/dropout.hpp"
-#include "layers/embedding.hpp"
-#include "layers/linear.hpp"
-#include "layers/recurrent.hpp"
-#include "lib/state_dict.hpp"
-#include "tape/ops.hpp"
+#include <xtgrad/layers/adaptive_softmax.hpp>
+#include <xtgrad/layers/dropout.hpp>
+#include <xtgrad/layers/embedding.hpp>
+#include <xtgrad/layers/linear.hpp>
+#include <xtgrad/layers/recurrent.hpp>
+#include <xtgrad/lib/state_dict.hpp>
+#include <xtgrad/tape/ops.hpp>
 
 namespace xtgrad {
 

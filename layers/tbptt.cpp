@@ -1,10 +1,10 @@
-#include "layers/tbptt.hpp"
+#include <xtgrad/layers/tbptt.hpp>
 
 #include <algorithm>
 
 #include <fmt/core.h>
 
-#include "lib/error.hpp"
+#include <xtgrad/lib/error.hpp>
 
 namespace xtgrad {
 

@@ -3,7 +3,7 @@
 
 #include <functional>
 
-#include "tape/tape.hpp"
+#include <xtgrad/tape/tape.hpp>
 
 namespace xtgrad {
 

@@ -1,4 +1,4 @@
-#include "lib/array.hpp"
+#include <xtgrad/lib/array.hpp>
 
 #include <fmt/core.h>
 

@@ -1,9 +1,9 @@
-#include "lib/blas.hpp"
+#include <xtgrad/lib/blas.hpp>
 
 #include <cblas.h>
 #include <fmt/core.h>
 
-#include "lib/error.hpp"
+#include <xtgrad/lib/error.hpp>
 
 namespace xtgrad {
 

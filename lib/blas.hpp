@@ -3,7 +3,7 @@
 
 #include <cstddef>
 
-#include "lib/array.hpp"
+#include <xtgrad/lib/array.hpp>
 
 namespace xtgrad {
 

@@ -1,4 +1,4 @@
-#include "lib/corpus.hpp"
+#include <xtgrad/lib/corpus.hpp>
 
 #include <sys/stat.h>
 
@@ -6,8 +6,8 @@
 
 #include <fmt/core.h>
 
-#include "lib/error.hpp"
-#include "lib/safetensors.hpp"
+#include <xtgrad/lib/error.hpp>
+#include <xtgrad/lib/safetensors.hpp>
 
 namespace xtgrad {
 

@@ -5,7 +5,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "lib/array.hpp"
+#include <xtgrad/lib/array.hpp>
 
 namespace xtgrad {
 

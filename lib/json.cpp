@@ -1,11 +1,11 @@
-#include "lib/json.hpp"
+#include <xtgrad/lib/json.hpp>
 
 #include <cmath>
 #include <cstdlib>
 
 #include <fmt/core.h>
 
-#include "lib/error.hpp"
+#include <xtgrad/lib/error.hpp>
 
 namespace xtgrad::json {
 

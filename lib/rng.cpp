@@ -1,4 +1,4 @@
-#include "lib/rng.hpp"
+#include <xtgrad/lib/rng.hpp>
 
 #include <cmath>
 

@@ -4,7 +4,7 @@
 #include <array>
 #include <cstdint>
 
-#include "lib/array.hpp"
+#include <xtgrad/lib/array.hpp>
 
 namespace xtgrad {
 

@@ -1,4 +1,4 @@
-#include "lib/safetensors.hpp"
+#include <xtgrad/lib/safetensors.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,8 +12,8 @@
 
 #include <fmt/core.h>
 
-#include "lib/error.hpp"
-#include "lib/json.hpp"
+#include <xtgrad/lib/error.hpp>
+#include <xtgrad/lib/json.hpp>
 
 namespace xtgrad {
 

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "lib/state_dict.hpp"
+#include <xtgrad/lib/state_dict.hpp>
 
 namespace xtgrad {
 

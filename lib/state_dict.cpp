@@ -1,4 +1,4 @@
-#include "lib/state_dict.hpp"
+#include <xtgrad/lib/state_dict.hpp>
 
 #include <cerrno>
 #include <cstdlib>
@@ -6,7 +6,7 @@
 #include <fmt/core.h>
 #include <fmt/format.h>
 
-#include "lib/error.hpp"
+#include <xtgrad/lib/error.hpp>
 
 namespace xtgrad {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "lib/array.hpp"
+#include <xtgrad/lib/array.hpp>
 
 namespace xtgrad {
 

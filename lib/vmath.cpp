@@ -1,4 +1,4 @@
-#include "lib/vmath.hpp"
+#include <xtgrad/lib/vmath.hpp>
 
 #include <algorithm>
 #include <cmath>

@@ -1,12 +1,12 @@
-#include "optim/clip.hpp"
+#include <xtgrad/optim/clip.hpp>
 
 #include <algorithm>
 #include <cmath>
 
 #include <fmt/core.h>
 
-#include "lib/error.hpp"
-#include "lib/vmath.hpp"
+#include <xtgrad/lib/error.hpp>
+#include <xtgrad/lib/vmath.hpp>
 
 namespace xtgrad {
 

@@ -3,7 +3,7 @@
 
 #include <vector>
 
-#include "tape/tape.hpp"
+#include <xtgrad/tape/tape.hpp>
 
 namespace xtgrad {
 

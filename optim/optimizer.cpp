@@ -1,11 +1,11 @@
-#include "optim/optimizer.hpp"
+#include <xtgrad/optim/optimizer.hpp>
 
 #include <algorithm>
 #include <cmath>
 
 #include <fmt/core.h>
 
-#include "lib/error.hpp"
+#include <xtgrad/lib/error.hpp>
 
 namespace xtgrad {
 

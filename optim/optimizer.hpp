@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "lib/state_dict.hpp"
-#include "tape/tape.hpp"
+#include <xtgrad/lib/state_dict.hpp>
+#include <xtgrad/tape/tape.hpp>
 
 namespace xtgrad {
 

@@ -1,4 +1,4 @@
-#include "optim/schedule.hpp"
+#include <xtgrad/optim/schedule.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 
 #include <fmt/core.h>
 
-#include "lib/error.hpp"
+#include <xtgrad/lib/error.hpp>
 
 namespace xtgrad {
 

@@ -3,7 +3,7 @@
 
 #include <memory>
 
-#include "lib/state_dict.hpp"
+#include <xtgrad/lib/state_dict.hpp>
 
 namespace xtgrad {
 

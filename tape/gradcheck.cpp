@@ -1,13 +1,13 @@
-#include "tape/gradcheck.hpp"
+#include <xtgrad/tape/gradcheck.hpp>
 
 #include <algorithm>
 #include <cmath>
 
 #include <fmt/core.h>
 
-#include "lib/error.hpp"
-#include "lib/rng.hpp"
-#include "tape/ops.hpp"
+#include <xtgrad/lib/error.hpp>
+#include <xtgrad/lib/rng.hpp>
+#include <xtgrad/tape/ops.hpp>
 
 namespace xtgrad {
 

@@ -3,16 +3,16 @@
 // twice). Gradients start uninitialised: the first rule to reach a node assigns (acc_raw says so), later
 // ones add.
 
-#include "tape/ops.hpp"
+#include <xtgrad/tape/ops.hpp>
 
 #include <algorithm>
 #include <cmath>
 
 #include <fmt/core.h>
 
-#include "lib/blas.hpp"
-#include "lib/error.hpp"
-#include "lib/vmath.hpp"
+#include <xtgrad/lib/blas.hpp>
+#include <xtgrad/lib/error.hpp>
+#include <xtgrad/lib/vmath.hpp>
 
 namespace xtgrad {
 

@@ -4,8 +4,8 @@
 
 #include <vector>
 
-#include "lib/rng.hpp"
-#include "tape/tape.hpp"
+#include <xtgrad/lib/rng.hpp>
+#include <xtgrad/tape/tape.hpp>
 
 namespace xtgrad {
 

@@ -1,11 +1,11 @@
-#include "tape/tape.hpp"
+#include <xtgrad/tape/tape.hpp>
 
 #include <chrono>
 
 #include <fmt/core.h>
 
-#include "lib/blas.hpp"
-#include "lib/error.hpp"
+#include <xtgrad/lib/blas.hpp>
+#include <xtgrad/lib/error.hpp>
 
 namespace xtgrad {
 

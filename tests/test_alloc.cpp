@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <new>
 
-#include "lib/rng.hpp"
-#include "tape/ops.hpp"
+#include <xtgrad/lib/rng.hpp>
+#include <xtgrad/tape/ops.hpp>
 
 namespace {
 std::atomic<long> g_allocs{0};

@@ -12,10 +12,10 @@
 
 #include <fmt/core.h>
 
-#include "apps/lm/checkpoint.hpp"
-#include "apps/lm/lm.hpp"
-#include "lib/error.hpp"
-#include "lib/safetensors.hpp"
+#include <xtgrad/apps/lm/checkpoint.hpp>
+#include <xtgrad/apps/lm/lm.hpp>
+#include <xtgrad/lib/error.hpp>
+#include <xtgrad/lib/safetensors.hpp>
 
 using namespace xtgrad;
 

@@ -12,7 +12,7 @@
 
 #include <fmt/core.h>
 
-#include "lib/safetensors.hpp"
+#include <xtgrad/lib/safetensors.hpp>
 
 namespace {
 

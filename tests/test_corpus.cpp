@@ -6,9 +6,9 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "apps/lm/lm.hpp"
-#include "lib/error.hpp"
-#include "tape/ops.hpp"
+#include <xtgrad/apps/lm/lm.hpp>
+#include <xtgrad/lib/error.hpp>
+#include <xtgrad/tape/ops.hpp>
 
 using namespace xtgrad;
 

@@ -5,17 +5,17 @@
 
 #include <fmt/core.h>
 
-#include "apps/examples/mgu_cell.hpp"
-#include "layers/adaptive_softmax.hpp"
-#include "layers/dropout.hpp"
-#include "layers/embedding.hpp"
-#include "layers/linear.hpp"
-#include "layers/recurrent.hpp"
-#include "layers/tbptt.hpp"
-#include "lib/error.hpp"
-#include "optim/clip.hpp"
-#include "tape/gradcheck.hpp"
-#include "tape/ops.hpp"
+#include <xtgrad/apps/examples/mgu_cell.hpp>
+#include <xtgrad/layers/adaptive_softmax.hpp>
+#include <xtgrad/layers/dropout.hpp>
+#include <xtgrad/layers/embedding.hpp>
+#include <xtgrad/layers/linear.hpp>
+#include <xtgrad/layers/recurrent.hpp>
+#include <xtgrad/layers/tbptt.hpp>
+#include <xtgrad/lib/error.hpp>
+#include <xtgrad/optim/clip.hpp>
+#include <xtgrad/tape/gradcheck.hpp>
+#include <xtgrad/tape/ops.hpp>
 
 using namespace xtgrad;
 

@@ -4,13 +4,13 @@
 
 #include <fmt/core.h>
 
-#include "layers/embedding.hpp"
-#include "layers/linear.hpp"
-#include "layers/recurrent.hpp"
-#include "layers/lstm.hpp"
-#include "optim/clip.hpp"
-#include "optim/optimizer.hpp"
-#include "tape/ops.hpp"
+#include <xtgrad/layers/embedding.hpp>
+#include <xtgrad/layers/linear.hpp>
+#include <xtgrad/layers/recurrent.hpp>
+#include <xtgrad/layers/lstm.hpp>
+#include <xtgrad/optim/clip.hpp>
+#include <xtgrad/optim/optimizer.hpp>
+#include <xtgrad/tape/ops.hpp>
 
 using namespace xtgrad;
 

@@ -7,9 +7,9 @@
 #include <xtensor/xrandom.hpp>
 #include <xtensor/xview.hpp>
 
-#include "lib/blas.hpp"
-#include "lib/error.hpp"
-#include "lib/rng.hpp"
+#include <xtgrad/lib/blas.hpp>
+#include <xtgrad/lib/error.hpp>
+#include <xtgrad/lib/rng.hpp>
 
 using namespace xtgrad;
 

@@ -7,8 +7,8 @@
 
 #include <fmt/core.h>
 
-#include "tape/gradcheck.hpp"
-#include "tape/ops.hpp"
+#include <xtgrad/tape/gradcheck.hpp>
+#include <xtgrad/tape/ops.hpp>
 
 using namespace xtgrad;
 

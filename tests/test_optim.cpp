@@ -4,9 +4,9 @@
 #include <cmath>
 #include <functional>
 
-#include "lib/error.hpp"
-#include "optim/optimizer.hpp"
-#include "optim/schedule.hpp"
+#include <xtgrad/lib/error.hpp>
+#include <xtgrad/optim/optimizer.hpp>
+#include <xtgrad/optim/schedule.hpp>
 
 using namespace xtgrad;
 

@@ -3,8 +3,8 @@
 
 #include <cmath>
 
-#include "lib/error.hpp"
-#include "tape/ops.hpp"
+#include <xtgrad/lib/error.hpp>
+#include <xtgrad/tape/ops.hpp>
 
 using namespace xtgrad;
 

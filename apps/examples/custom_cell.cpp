@@ -3,13 +3,13 @@
 //   ./build/apps/custom_cell [DATA (../shared/data/tinyshakespeare)] [BATCHES (300)]
 #include <fmt/core.h>
 
-#include "apps/examples/mgu_cell.hpp"
-#include "apps/lm/generate.hpp"
-#include "apps/lm/lm.hpp"
-#include "layers/rnn_lm.hpp"
-#include "optim/clip.hpp"
-#include "optim/optimizer.hpp"
-#include "tape/gradcheck.hpp"
+#include <xtgrad/apps/examples/mgu_cell.hpp>
+#include <xtgrad/apps/lm/generate.hpp>
+#include <xtgrad/apps/lm/lm.hpp>
+#include <xtgrad/layers/rnn_lm.hpp>
+#include <xtgrad/optim/clip.hpp>
+#include <xtgrad/optim/optimizer.hpp>
+#include <xtgrad/tape/gradcheck.hpp>
 
 using namespace xtgrad;
 

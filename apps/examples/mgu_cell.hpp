@@ -6,8 +6,8 @@
 
 #include <cmath>
 
-#include "layers/cell.hpp"
-#include "tape/ops.hpp"
+#include <xtgrad/layers/cell.hpp>
+#include <xtgrad/tape/ops.hpp>
 
 namespace xtgrad {
 

@@ -1,4 +1,4 @@
-#include "apps/lm/args.hpp"
+#include <xtgrad/apps/lm/args.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -7,7 +7,7 @@
 
 #include <fmt/core.h>
 
-#include "lib/error.hpp"
+#include <xtgrad/lib/error.hpp>
 
 namespace xtgrad {
 

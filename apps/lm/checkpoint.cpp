@@ -1,13 +1,13 @@
-#include "apps/lm/checkpoint.hpp"
+#include <xtgrad/apps/lm/checkpoint.hpp>
 
 #include <cerrno>
 #include <cstdlib>
 
 #include <fmt/core.h>
 
-#include "lib/error.hpp"
-#include "lib/json.hpp"
-#include "lib/safetensors.hpp"
+#include <xtgrad/lib/error.hpp>
+#include <xtgrad/lib/json.hpp>
+#include <xtgrad/lib/safetensors.hpp>
 
 namespace xtgrad {
 

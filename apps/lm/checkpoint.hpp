@@ -6,11 +6,11 @@
 #include <optional>
 #include <string>
 
-#include "layers/rnn_lm.hpp"
-#include "lib/corpus.hpp"
-#include "lib/rng.hpp"
-#include "optim/optimizer.hpp"
-#include "optim/schedule.hpp"
+#include <xtgrad/layers/rnn_lm.hpp>
+#include <xtgrad/lib/corpus.hpp>
+#include <xtgrad/lib/rng.hpp>
+#include <xtgrad/optim/optimizer.hpp>
+#include <xtgrad/optim/schedule.hpp>
 
 namespace xtgrad {
 

@@ -5,9 +5,9 @@
 
 #include <fmt/core.h>
 
-#include "apps/lm/generate.hpp"
-#include "lib/error.hpp"
-#include "tape/ops.hpp"
+#include <xtgrad/apps/lm/generate.hpp>
+#include <xtgrad/lib/error.hpp>
+#include <xtgrad/tape/ops.hpp>
 
 namespace xtgrad {
 

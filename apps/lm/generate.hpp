@@ -4,8 +4,8 @@
 #include <string>
 #include <vector>
 
-#include "layers/rnn_lm.hpp"
-#include "lib/corpus.hpp"
+#include <xtgrad/layers/rnn_lm.hpp>
+#include <xtgrad/lib/corpus.hpp>
 
 namespace xtgrad {
 

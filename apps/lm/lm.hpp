@@ -4,8 +4,8 @@
 #include <iosfwd>
 #include <string>
 
-#include "apps/lm/checkpoint.hpp"
-#include "lib/corpus.hpp"
+#include <xtgrad/apps/lm/checkpoint.hpp>
+#include <xtgrad/lib/corpus.hpp>
 
 namespace xtgrad {
 

@@ -10,12 +10,12 @@
 #include <fmt/core.h>
 #include <fmt/ostream.h>
 
-#include "apps/lm/lm.hpp"
-#include "layers/loss.hpp"
-#include "lib/error.hpp"
-#include "lib/safetensors.hpp"
-#include "optim/clip.hpp"
-#include "tape/ops.hpp"
+#include <xtgrad/apps/lm/lm.hpp>
+#include <xtgrad/layers/loss.hpp>
+#include <xtgrad/lib/error.hpp>
+#include <xtgrad/lib/safetensors.hpp>
+#include <xtgrad/optim/clip.hpp>
+#include <xtgrad/tape/ops.hpp>
 
 namespace xtgrad {
 

@@ -17,12 +17,12 @@
 #include <cblas.h>
 #include <fmt/core.h>
 
-#include "apps/lm/lm.hpp"
-#include "layers/rnn_lm.hpp"
-#include "lib/blas.hpp"
-#include "optim/clip.hpp"
-#include "optim/optimizer.hpp"
-#include "tape/ops.hpp"
+#include <xtgrad/apps/lm/lm.hpp>
+#include <xtgrad/layers/rnn_lm.hpp>
+#include <xtgrad/lib/blas.hpp>
+#include <xtgrad/optim/clip.hpp>
+#include <xtgrad/optim/optimizer.hpp>
+#include <xtgrad/tape/ops.hpp>
 
 using namespace xtgrad;
 

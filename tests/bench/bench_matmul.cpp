@@ -7,8 +7,8 @@
 #include <cblas.h>
 #include <fmt/core.h>
 
-#include "lib/blas.hpp"
-#include "tape/ops.hpp"
+#include <xtgrad/lib/blas.hpp>
+#include <xtgrad/tape/ops.hpp>
 
 using namespace xtgrad;
 
