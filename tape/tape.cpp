@@ -1,5 +1,6 @@
 #include <xtgrad/tape/tape.hpp>
 
+#include <atomic>
 #include <chrono>
 
 #include <fmt/core.h>
@@ -238,8 +239,15 @@ void Tape::flush_weight_grads() {
     deferred_.clear();
 }
 
+std::size_t Tape::next_scratch_slot() {
+    static std::atomic<std::size_t> next{0};
+    return next++;
+}
+
 void Tape::clear() {
     if (profiling_) mark_forward();
+    for (auto& pool : scratch_)
+        if (pool) pool->used = 0;
     size_ = 0;
     ++generation_;
 }

@@ -142,12 +142,42 @@ public:
     // Gradient of a node; zeros when no gradient reached it.
     const Array& grad(Var v);
 
+    // Scratch storage for modules and ops that lives until clear(): the k-th request for a T after a clear() gets
+    // the same pooled object as the k-th request of the previous recording (contents and capacity kept), so
+    // layers keep no per-call buffers of their own (one layer can run on several tapes at once) and a steady
+    // state allocates nothing. Default-constructed on first use; the caller resizes or overwrites it.
+    template <class T>
+    T& scratch() {
+        const std::size_t slot = scratch_slot<T>();
+        if (slot >= scratch_.size()) scratch_.resize(slot + 1);
+        if (!scratch_[slot]) scratch_[slot] = std::make_unique<ScratchPool<T>>();
+        auto& pool = static_cast<ScratchPool<T>&>(*scratch_[slot]);
+        if (pool.used == pool.items.size()) pool.items.push_back(std::make_unique<T>());
+        return *pool.items[pool.used++];
+    }
+
     // Used by backward rules: adds g^T x into a parameter's gradient at the end of the pass, together with the
     // other such products for the same parameter, as one matrix product of the stacked rows (a recurrent
     // weight gets one sgemm per window instead of one per step). g and x must outlive the pass.
     void defer_weight_grad(Array* grad, const Array* g, const Array* x);
 
 private:
+    struct ScratchPoolBase {
+        virtual ~ScratchPoolBase() = default;
+        std::size_t used = 0;
+    };
+    template <class T>
+    struct ScratchPool : ScratchPoolBase {
+        std::vector<std::unique_ptr<T>> items;
+    };
+    static std::size_t next_scratch_slot();
+    template <class T>
+    static std::size_t scratch_slot() {
+        static const std::size_t slot = next_scratch_slot();
+        return slot;
+    }
+    std::vector<std::unique_ptr<ScratchPoolBase>> scratch_;  // one pool per type
+
     Node& push(const char* op);
     void run_backward(Var out, const Array* seed);
     void check(Var v, const char* op) const;
