@@ -20,8 +20,19 @@ AdaptiveSoftmax::AdaptiveSoftmax(const std::string& name, std::size_t in, std::s
         throw ConfigError(fmt::format("adaptive softmax: cutoffs [{}] must increase strictly, start above 0 and stay "
                                       "below the vocabulary size {}", fmt::join(cutoffs_, ", "), vocab));
     if (!(div >= 1.0f)) throw ConfigError(fmt::format("adaptive softmax: div_value must be >= 1, got {}", div));
-    if (!order_.empty() && order_.size() != vocab)
-        throw ConfigError(fmt::format("adaptive softmax: order has {} entries for {} tokens", order_.size(), vocab));
+    if (!order_.empty()) {
+        if (order_.size() != vocab)
+            throw ConfigError(fmt::format("adaptive softmax: order has {} entries for {} tokens", order_.size(), vocab));
+        std::vector<bool> seen(vocab, false);
+        for (std::size_t id = 0; id < vocab; ++id) {
+            const std::int32_t r = order_[id];
+            if (r < 0 || static_cast<std::size_t>(r) >= vocab || seen[static_cast<std::size_t>(r)])
+                throw ConfigError(fmt::format("adaptive softmax: order is not a permutation of [0, {}): token {} has "
+                                              "rank {}{}", vocab, id, r, r >= 0 && static_cast<std::size_t>(r) < vocab
+                                              ? " a second time" : ""));
+            seen[static_cast<std::size_t>(r)] = true;
+        }
+    }
     const std::size_t clusters = cutoffs_.size();
     cutoffs_.push_back(vocab);
     const float k = 1.0f / std::sqrt(static_cast<float>(in));
@@ -43,33 +54,36 @@ Var AdaptiveSoftmax::loss(Var h, const Ids& targets, Reduction reduction) {
     const std::size_t n = targets.size(), shortlist = cutoffs_[0];
     if (h.rows() != n)
         throw ShapeError(fmt::format("adaptive softmax: {} targets for hidden states {}", n, shape_str(h.shape())));
-    head_targets_.resize(n);
+    Ids& head_targets = t.scratch<Ids>();
+    Ids& picked = t.scratch<Ids>();
+    Ids& tail_targets = t.scratch<Ids>();
+    head_targets.resize(n);
     for (std::size_t r = 0; r < n; ++r) {
         const std::int32_t id = targets[r];
         if (id < 0 || static_cast<std::size_t>(id) >= vocab_)
             throw IndexError(fmt::format("adaptive softmax: target id {} at position {} is outside [0, {})", id, r, vocab_));
         const auto rank = static_cast<std::size_t>(order_.empty() ? id : order_[static_cast<std::size_t>(id)]);
         if (rank < shortlist) {
-            head_targets_[r] = static_cast<std::int32_t>(rank);
+            head_targets[r] = static_cast<std::int32_t>(rank);
         } else {
             const std::size_t c = static_cast<std::size_t>(std::upper_bound(cutoffs_.begin(), cutoffs_.end(), rank) - cutoffs_.begin()) - 1;
-            head_targets_[r] = static_cast<std::int32_t>(shortlist + c);
+            head_targets[r] = static_cast<std::int32_t>(shortlist + c);
         }
     }
-    Var total = cross_entropy(matmul_t(h, t.param(head)), head_targets_, Reduction::sum);
+    Var total = cross_entropy(matmul_t(h, t.param(head)), head_targets, Reduction::sum);
     for (std::size_t c = 0; c + 1 < cutoffs_.size(); ++c) {
-        rows_.clear();
-        tail_targets_.clear();
+        picked.clear();
+        tail_targets.clear();
         for (std::size_t r = 0; r < n; ++r) {
-            if (static_cast<std::size_t>(head_targets_[r]) != shortlist + c) continue;
+            if (static_cast<std::size_t>(head_targets[r]) != shortlist + c) continue;
             const std::int32_t id = targets[r];
             const auto rank = static_cast<std::size_t>(order_.empty() ? id : order_[static_cast<std::size_t>(id)]);
-            rows_.push_back(static_cast<std::int32_t>(r));
-            tail_targets_.push_back(static_cast<std::int32_t>(rank - cutoffs_[c]));
+            picked.push_back(static_cast<std::int32_t>(r));
+            tail_targets.push_back(static_cast<std::int32_t>(rank - cutoffs_[c]));
         }
-        if (rows_.empty()) continue;
-        Var logits = matmul_t(matmul_t(gather(h, rows_), t.param(proj[c])), t.param(out[c]));
-        total = total + cross_entropy(logits, tail_targets_, Reduction::sum);
+        if (picked.empty()) continue;
+        Var logits = matmul_t(matmul_t(gather(h, picked), t.param(proj[c])), t.param(out[c]));
+        total = total + cross_entropy(logits, tail_targets, Reduction::sum);
     }
     return reduction == Reduction::mean ? scale(total, 1.0f / static_cast<float>(std::max<std::size_t>(n, 1))) : total;
 }

@@ -13,7 +13,8 @@ namespace xtgrad {
 
 // The output layer of a language model over `vocab` classes ordered by frequency rank: classes [0, cutoffs[0])
 // are in the head; cluster i holds [cutoffs[i], cutoffs[i+1]) (the last ends at vocab) behind a projection to
-// in / div^(i+1) features. `order` maps a token id to its rank (empty: ids are ranks already).
+// in / div^(i+1) features. `order` maps a token id to its rank (empty: ids are ranks already); it must be a
+// permutation of [0, vocab). Keeps no per-call state.
 class AdaptiveSoftmax : public Module {
 public:
     // Parameters `<name>.head.weight` (cutoffs[0] + clusters x in), `<name>.tail.<i>.0.weight`
@@ -39,7 +40,6 @@ private:
     std::size_t vocab_;
     std::vector<std::size_t> cutoffs_;   // shortlist end, then each cluster's end (the last is vocab)
     std::vector<std::int32_t> order_;    // token id -> rank
-    Ids head_targets_, rows_, tail_targets_;
 };
 
 // Token ids ordered by descending frequency in `ids` (ties: lower id first), as the rank of each id: the

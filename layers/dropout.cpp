@@ -16,23 +16,22 @@ float checked_rate(const char* who, float p) {
 
 Dropout::Dropout(float p) : p_(checked_rate("Dropout", p)) {}
 
-Var Dropout::operator()(Var x, Rng& rng, bool training) const {
-    return training && p_ > 0.0f ? dropout(x, p_, rng) : x;
-}
+Var Dropout::operator()(Ctx& c, Var x) const { return c.training && p_ > 0.0f ? dropout(x, p_, c.rng) : x; }
 
 LockedDropout::LockedDropout(float p) : p_(checked_rate("LockedDropout", p)) {}
 
-Var LockedDropout::operator()(Var x, std::size_t batch, Rng& rng, bool training) {
-    if (!training || p_ == 0.0f) return x;
+Var LockedDropout::operator()(Ctx& c, Var x, std::size_t batch) const {
+    if (!c.training || p_ == 0.0f) return x;
     const Shape s = x.shape();
     if (batch == 0 || s[0] % batch != 0)
         throw ShapeError(fmt::format("LockedDropout: {} rows are not a whole number of steps of batch {}", s[0], batch));
-    ensure_shape(mask_, s);
+    Var m = c.tape.constant(s, 0.0f);  // the node's own buffer: filled in place, pooled by the tape
+    Array& mask = c.tape.node(m).value;
     const float keep = 1.0f / (1.0f - p_);
     const std::size_t step = batch * s[1];
-    for (std::size_t k = 0; k < step; ++k) mask_.data()[k] = rng.uniform() < p_ ? 0.0f : keep;
-    for (std::size_t r = step; r < mask_.size(); r += step) std::copy(mask_.data(), mask_.data() + step, mask_.data() + r);
-    return mul(x, x.tape->constant(mask_));
+    for (std::size_t k = 0; k < step; ++k) mask.data()[k] = c.rng.uniform() < p_ ? 0.0f : keep;
+    for (std::size_t r = step; r < mask.size(); r += step) std::copy(mask.data(), mask.data() + step, mask.data() + r);
+    return mul(x, m);
 }
 
 }  // namespace xtgrad

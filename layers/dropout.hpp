@@ -1,8 +1,7 @@
 // Dropout layers: standard, and variational (locked) dropout that shares one mask across a window's steps.
 #pragma once
 
-#include <xtgrad/lib/rng.hpp>
-#include <xtgrad/tape/tape.hpp>
+#include <xtgrad/tape/context.hpp>
 
 namespace xtgrad {
 
@@ -10,8 +9,8 @@ namespace xtgrad {
 class Dropout {
 public:
     explicit Dropout(float p);
-    // y = x * mask / (1 - p) when training, else x
-    Var operator()(Var x, Rng& rng, bool training) const;
+    // y = x * mask / (1 - p) when c.training, else x; the mask draws from c.rng
+    Var operator()(Ctx& c, Var x) const;
     float rate() const { return p_; }
 
 private:
@@ -23,13 +22,12 @@ private:
 class LockedDropout {
 public:
     explicit LockedDropout(float p);
-    // y[t*batch + b, :] = x[t*batch + b, :] * mask[b, :] when training, else x
-    Var operator()(Var x, std::size_t batch, Rng& rng, bool training);
+    // y[t*batch + b, :] = x[t*batch + b, :] * mask[b, :] when c.training, else x
+    Var operator()(Ctx& c, Var x, std::size_t batch) const;
     float rate() const { return p_; }
 
 private:
     float p_;
-    Array mask_;  // (T*batch x H), the drawn (batch x H) mask tiled over steps
 };
 
 }  // namespace xtgrad

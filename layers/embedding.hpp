@@ -3,6 +3,7 @@
 
 #include <xtgrad/layers/module.hpp>
 #include <xtgrad/lib/rng.hpp>
+#include <xtgrad/tape/context.hpp>
 
 namespace xtgrad {
 
@@ -12,22 +13,16 @@ public:
     // The table is named `<name>.weight`.
     Embedding(const std::string& name, std::size_t vocab, std::size_t dim, Rng& rng);
     // y[i] = weight[ids[i]]        -> (n x dim); throws IndexError for an id outside [0, vocab)
-    Var operator()(Tape& t, const Ids& ids);
-    // Embedding dropout (Gal & Ghahramani): each word type is dropped whole, for every one of its occurrences
-    // in this call, with probability p; kept rows are scaled by 1/(1-p).
-    Var operator()(Tape& t, const Ids& ids, float p, Rng& rng);
+    Var operator()(Ctx& c, const Ids& ids);
+    // With embedding dropout when c.training (Gal & Ghahramani): each word type is dropped whole, for every one
+    // of its occurrences in this call, with probability p; kept rows are scaled by 1/(1-p).
+    Var operator()(Ctx& c, const Ids& ids, float p);
     void collect(std::vector<Parameter*>& out) override;
 
     std::size_t vocab() const { return weight.value.shape()[0]; }
     std::size_t dim() const { return weight.value.shape()[1]; }
 
     Parameter weight;  // (vocab x dim)
-
-private:
-    std::vector<float> type_mask_;           // per word type: the mask value decided in this call
-    std::vector<std::uint32_t> type_stamp_;  // per word type: the call that decided it
-    std::uint32_t stamp_ = 0;
-    Array token_mask_;                       // (n x 1) mask of this call's tokens
 };
 
 }  // namespace xtgrad

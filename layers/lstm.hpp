@@ -6,15 +6,14 @@
 namespace xtgrad {
 
 // The LSTM cell with PyTorch's equations, gate order (i, f, g, o), parameter shapes and initialisation
-// (see GateCell, 4 gates):
+// (see GateCell, 4 gates); state parts h and c; probes "i", "f", "g", "o":
 //   [i f g o] = x W_ih^T + b_ih + h W_hh^T + b_hh
 //   c' = sigmoid(f) * c + sigmoid(i) * tanh(g),   h' = sigmoid(o) * tanh(c')
 class LSTMCell : public GateCell {
 public:
-    LSTMCell(const std::string& prefix, const std::string& suffix, std::size_t in, std::size_t H, Rng& rng)
-        : GateCell(prefix, suffix, 4, in, H, rng) {}
-    bool has_cell_state() const override { return true; }
-    State step(Var x_t, const State& s) override;
+    LSTMCell(const CellSpec& spec, Rng& rng) : GateCell(spec, 4, rng) {}
+    std::vector<StatePart> state_parts() const override { return {{"h", hidden_size()}, {"c", hidden_size()}}; }
+    StepOut step(const Step& at, Var x_t, const State& s) override;
 };
 
 }  // namespace xtgrad

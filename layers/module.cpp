@@ -2,9 +2,15 @@
 
 namespace xtgrad {
 
-std::size_t Module::parameter_count() {
+std::vector<const Parameter*> Module::parameters() const {
+    std::vector<Parameter*> v;
+    const_cast<Module*>(this)->collect(v);  // collect only lists pointers; nothing is modified through them
+    return {v.begin(), v.end()};
+}
+
+std::size_t Module::parameter_count() const {
     std::size_t n = 0;
-    for (Parameter* p : parameters()) n += p->size();
+    for (const Parameter* p : parameters()) n += p->size();
     return n;
 }
 

@@ -20,8 +20,10 @@ public:
         collect(v);
         return v;
     }
+    // The same, read-only (collect itself changes nothing).
+    std::vector<const Parameter*> parameters() const;
     // Total number of scalars in the parameters.
-    std::size_t parameter_count();
+    std::size_t parameter_count() const;
     // Sets every parameter's gradient to zero.
     void zero_grad();
 };

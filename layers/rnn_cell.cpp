@@ -5,9 +5,9 @@
 namespace xtgrad {
 
 // h' = act(x_t + h W_hh^T + b_hh), x_t = x W_ih^T + b_ih from project()
-State RNNCell::step(Var x_t, const State& s) {
-    Var pre = x_t + recurrent(s.h);
-    return {relu ? xtgrad::relu(pre) : tanh(pre), {}};
+StepOut RNNCell::step(const Step& at, Var x_t, const State& s) {
+    Var pre = x_t + recurrent(at, s[0]);
+    return State{relu ? xtgrad::relu(pre) : tanh(pre)};
 }
 
 }  // namespace xtgrad

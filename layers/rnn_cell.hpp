@@ -8,9 +8,8 @@ namespace xtgrad {
 // The Elman RNN cell with tanh or relu, PyTorch's parameter shapes and initialisation (see GateCell, 1 gate).
 class RNNCell : public GateCell {
 public:
-    RNNCell(const std::string& prefix, const std::string& suffix, std::size_t in, std::size_t H, bool relu, Rng& rng)
-        : GateCell(prefix, suffix, 1, in, H, rng), relu(relu) {}
-    State step(Var x_t, const State& s) override;
+    RNNCell(const CellSpec& spec, bool relu, Rng& rng) : GateCell(spec, 1, rng), relu(relu) {}
+    StepOut step(const Step& at, Var x_t, const State& s) override;
 
     bool relu;
 };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include <fmt/core.h>
 
@@ -269,9 +270,17 @@ void NTASGD::load_state(const StateDict& sd, const std::string& prefix) {
     for (std::size_t pos = 0; pos < h.size();) {
         std::size_t next = h.find(',', pos);
         if (next == std::string::npos) next = h.size();
-        history_.push_back(std::stod(h.substr(pos, next - pos)));
+        const std::string item = h.substr(pos, next - pos);
+        char* end = nullptr;
+        const double v = std::strtod(item.c_str(), &end);
+        if (item.empty() || *end != '\0' || !std::isfinite(v))
+            throw FileError(fmt::format("optimizer state: metadata '{}history' item {} ('{}') is not a finite number",
+                                        prefix, history_.size(), item));
+        history_.push_back(v);
         pos = next + 1;
     }
+    if (averaged_ > step_)
+        throw FileError(fmt::format("optimizer state: {}averaged = {} exceeds the {} steps taken", prefix, averaged_, step_));
 }
 
 // ============================================================ factory

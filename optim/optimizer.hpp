@@ -29,6 +29,20 @@ public:
     // Restores what save_state wrote; throws FileError naming a missing or mis-shaped tensor.
     virtual void load_state(const StateDict& sd, const std::string& prefix = "optim.");
 
+    // Hooks a training loop calls, so that it needs to know no optimiser by name:
+    // reports a validation loss; returns true when the report changed how the optimiser works (NT-ASGD starts
+    // averaging).
+    virtual bool observe(double val_loss) {
+        (void)val_loss;
+        return false;
+    }
+    // Whether evaluation should use other weights than the current iterate (NT-ASGD's running average).
+    virtual bool has_eval_weights() const { return false; }
+    // Swaps those weights into the parameters, and back on the next call.
+    virtual void swap_eval_weights() {}
+    // Whether the optimiser keeps its learning rate fixed (a schedule must not change it).
+    virtual bool holds_lr() const { return false; }
+
     double lr;  // learning rate used by the next step (schedules set it)
 
 protected:
@@ -110,11 +124,14 @@ public:
     void step() override;
     std::string name() const override { return "ntasgd"; }
     // Reports a validation loss; returns true when this report triggers averaging.
-    bool observe(double val_loss);
+    bool observe(double val_loss) override;
     // Whether averaging has started.
     bool averaging() const { return triggered_; }
     // Swaps the parameters with their running average (call again to swap back): evaluate with averaged weights.
     void swap_average();
+    bool has_eval_weights() const override { return triggered_ && averaged_ > 0; }
+    void swap_eval_weights() override { swap_average(); }
+    bool holds_lr() const override { return true; }
     void save_state(StateDict& sd, const std::string& prefix = "optim.") const override;
     void load_state(const StateDict& sd, const std::string& prefix = "optim.") override;
     std::size_t nonmono;

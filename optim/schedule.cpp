@@ -57,6 +57,16 @@ bool PlateauLR::step(double val_loss) {
     return reduced;
 }
 
+void StepwiseLR::save_state(StateDict& sd, const std::string& prefix) const {
+    sd.put_int(prefix + "steps", static_cast<std::int64_t>(steps_));
+}
+
+void StepwiseLR::load_state(const StateDict& sd, const std::string& prefix) {
+    const std::int64_t v = sd.get_int(prefix + "steps", "schedule state");
+    if (v < 0) throw FileError(fmt::format("schedule state: metadata '{}steps' = {} is negative", prefix, v));
+    steps_ = static_cast<std::size_t>(v);
+}
+
 void PlateauLR::save_state(StateDict& sd, const std::string& prefix) const {
     sd.put_double(prefix + "lr", lr_);
     sd.put_double(prefix + "best", best_);
@@ -66,7 +76,11 @@ void PlateauLR::save_state(StateDict& sd, const std::string& prefix) const {
 void PlateauLR::load_state(const StateDict& sd, const std::string& prefix) {
     lr_ = sd.get_double(prefix + "lr", "schedule state");
     best_ = sd.get_double(prefix + "best", "schedule state");
-    bad_ = static_cast<std::size_t>(sd.get_int(prefix + "bad", "schedule state"));
+    const std::int64_t bad = sd.get_int(prefix + "bad", "schedule state");
+    if (!(lr_ >= 0.0) || !std::isfinite(lr_) || std::isnan(best_) || bad < 0)
+        throw FileError(fmt::format("schedule state: '{}lr' = {}, '{}best' = {}, '{}bad' = {}: out of range", prefix, lr_,
+                                    prefix, best_, prefix, bad));
+    bad_ = static_cast<std::size_t>(bad);
 }
 
 }  // namespace xtgrad

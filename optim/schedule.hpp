@@ -51,19 +51,53 @@ public:
     std::size_t warmup;
 };
 
+// The one interface a training loop drives a learning rate through: the rate for the next step, told of every
+// step and every validation loss, with its state saved in resume points.
+class LRSchedule {
+public:
+    virtual ~LRSchedule() = default;
+    // The learning rate of the next step.
+    virtual double lr() const = 0;
+    // After each optimiser step.
+    virtual void on_step() {}
+    // After each evaluation on the validation split; returns true when the rate changed.
+    virtual bool on_validation(double val_loss) {
+        (void)val_loss;
+        return false;
+    }
+    // Saves and restores the schedule's state under `prefix`; load throws FileError naming a missing key.
+    virtual void save_state(StateDict& sd, const std::string& prefix) const = 0;
+    virtual void load_state(const StateDict& sd, const std::string& prefix) = 0;
+};
+
+// A Schedule of the step count as an LRSchedule: lr() = schedule.at(steps taken).
+class StepwiseLR : public LRSchedule {
+public:
+    explicit StepwiseLR(std::unique_ptr<Schedule> schedule) : schedule_(std::move(schedule)) {}
+    double lr() const override { return schedule_->at(steps_); }
+    void on_step() override { ++steps_; }
+    void save_state(StateDict& sd, const std::string& prefix) const override;
+    void load_state(const StateDict& sd, const std::string& prefix) override;
+
+private:
+    std::unique_ptr<Schedule> schedule_;
+    std::size_t steps_ = 0;
+};
+
 // Plateau annealing, the classic language-model recipe (PyTorch's ReduceLROnPlateau, mode "min", relative
 // threshold): the rate is multiplied by `factor` when the validation loss has not improved for more than
 // `patience` reports. With factor 0.25 and patience 0 it is the word-language-model example's "lr /= 4".
-class PlateauLR {
+class PlateauLR : public LRSchedule {
 public:
     PlateauLR(double lr, double factor = 0.25, std::size_t patience = 0, double threshold = 0.0, double min_lr = 0.0);
     // Reports a validation loss; returns true when the learning rate was reduced.
     bool step(double val_loss);
-    double lr() const { return lr_; }
+    bool on_validation(double val_loss) override { return step(val_loss); }
+    double lr() const override { return lr_; }
     // Best loss reported so far (+inf before any).
     double best() const { return best_; }
-    void save_state(StateDict& sd, const std::string& prefix = "plateau.") const;
-    void load_state(const StateDict& sd, const std::string& prefix = "plateau.");
+    void save_state(StateDict& sd, const std::string& prefix = "plateau.") const override;
+    void load_state(const StateDict& sd, const std::string& prefix = "plateau.") override;
 
 private:
     double lr_, factor_, threshold_, min_lr_;

@@ -13,7 +13,7 @@
 #include <fmt/core.h>
 
 #include <xtgrad/apps/lm/checkpoint.hpp>
-#include <xtgrad/apps/lm/lm.hpp>
+#include <xtgrad/apps/lm/trainer.hpp>
 #include <xtgrad/lib/error.hpp>
 #include <xtgrad/lib/safetensors.hpp>
 
@@ -133,12 +133,12 @@ TEST_CASE("loading weights into a model of another shape names the tensor and bo
     c.vocab = 30;
     c.emsize = c.nhid = 8;
     Rng rng(1);
-    RNNLM model(c, rng);
+    RNNLM model(c, builtin_cell(CellType::lstm), rng);
     StateDict sd;
     model.save_weights(sd);
     LMConfig big = c;
     big.nhid = 12;
-    RNNLM other(big, rng);
+    RNNLM other(big, builtin_cell(CellType::lstm), rng);
     CHECK_THROWS_WITH_AS(other.load_weights(sd, "m.safetensors"),
                          doctest::Contains("m.safetensors: tensor 'rnn.weight_ih_l0' has shape [32, 8], this LSTM 2x12"), FileError);
     StateDict missing = sd;
@@ -148,12 +148,12 @@ TEST_CASE("loading weights into a model of another shape names the tensor and bo
     extra.put("rnn.weight_ih_l2", Array({32, 8}));
     CHECK_THROWS_WITH_AS(model.load_weights(extra, "m"), doctest::Contains("unexpected tensor 'rnn.weight_ih_l2'"), FileError);
     // a plain PyTorch state dict: the architecture is read from names and shapes
-    const LMConfig inferred = LMConfig::infer(sd, "", "pt");
-    CHECK(inferred.model == "LSTM");
+    const LMConfig inferred = infer_pytorch_config(sd, "", "pt");
+    CHECK(inferred.cell == "LSTM");
     CHECK(inferred.nlayers == 2);
     CHECK(inferred.nhid == 8);
     CHECK(inferred.vocab == 30);
-    CHECK_THROWS_WITH_AS(LMConfig::infer(sd, "GRU", "pt"), doctest::Contains("weights are of a LSTM model"), FileError);
+    CHECK_THROWS_WITH_AS(infer_pytorch_config(sd, "GRU", "pt"), doctest::Contains("weights are of a LSTM model"), FileError);
 }
 
 TEST_CASE("a process killed (SIGKILL) while writing checkpoints leaves a loadable file") {
@@ -215,8 +215,8 @@ TrainOptions small_run(const std::string& data, const std::string& save, const s
     o.optimizer = optimizer;
     o.lr = optimizer == "sgd" ? 2.0 : 0.01;
     o.momentum = 0.9;
-    o.model.emsize = o.model.nhid = 12;
-    o.model.dropout = 0.3f;
+    o.emsize = o.nhid = 12;
+    o.dropout = 0.3f;
     o.batch_size = 4;
     o.bptt = 5;
     o.epochs = 2;
@@ -234,25 +234,27 @@ TEST_CASE("resume: N batches, save, load in a fresh state, N more == 2N straight
         for (std::size_t stop : {std::size_t{3}, std::size_t{6}, std::size_t{9}}) {  // mid-epoch, epoch end, mid-epoch 2
             INFO(optimizer, ", interrupted after ", stop, " batches");
             std::ostringstream log;
-            const TrainOptions straight = small_run(data, data + "/a.safetensors", optimizer);
-            train(straight, log);
+            const std::string tag = fmt::format("{}-{}", optimizer, stop);
+            const Registry models = builtin_registry();
+            const TrainOptions straight = small_run(data, data + "/a-" + tag + ".safetensors", optimizer);
+            Trainer(straight, models, log).run();
 
-            TrainOptions first = small_run(data, data + "/b.safetensors", optimizer);
+            TrainOptions first = small_run(data, data + "/b-" + tag + ".safetensors", optimizer);
             first.stop_after = stop;
-            CHECK(train(first, log).stopped_early);
-            TrainOptions second = small_run(data, data + "/b.safetensors", optimizer);
-            second.resume = resume_path(second.save);
-            second.seed = 999;  // ignored: the generator state comes from the checkpoint
-            train(second, log);
+            CHECK(Trainer(first, models, log).run().stopped_early);
+            TrainOptions second = small_run(data, first.save, optimizer);
+            second.resume = Checkpointer(second.save).resume_path();
+            Trainer(second, models, log).run();
 
-            const StateDict a = load_safetensors(resume_path(straight.save));
-            const StateDict b = load_safetensors(resume_path(second.save));
+            const StateDict a = load_safetensors(Checkpointer(straight.save).resume_path());
+            const StateDict b = load_safetensors(Checkpointer(second.save).resume_path());
             REQUIRE(a.tensors.size() == b.tensors.size());
             for (const auto& [name, e] : a.tensors) {
                 INFO(name);
                 CHECK(e.value == b.get(name).value);  // weights, optimiser state, hidden state
             }
-            for (const char* key : {"optim.step", "optim.lr", "plateau.lr", "plateau.best", "rng.0", "epoch", "batch"})
+            for (const char* key : {"optim.step", "optim.lr", "schedule.lr", "schedule.best", "rng.0", "epoch", "batch",
+                                    "position"})
                 CHECK(a.metadata.at(key) == b.metadata.at(key));
             CHECK(load_safetensors(straight.save).get("decoder.weight").value ==
                   load_safetensors(second.save).get("decoder.weight").value);

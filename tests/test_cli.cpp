@@ -147,7 +147,7 @@ TEST_CASE("xtgrad-lm: adaptive softmax trains, evaluates and samples; char level
 
     r = run(fmt::format("train --data {0} --adaptive-softmax --cutoffs 20,x {1}", d, kSmall));
     CHECK(r.rc == 2);
-    CHECK(r.out.find("--cutoffs: '20,x' is not a list") != std::string::npos);
+    CHECK(r.out.find("--cutoffs: 'x' is not a number") != std::string::npos);
     r = run(fmt::format("train --data {0} --cutoffs 20 {1}", d, kSmall));
     CHECK(r.out.find("go with --adaptive-softmax") != std::string::npos);
 
@@ -175,21 +175,21 @@ TEST_CASE("xtgrad-lm: bad input gets a clear error, a non-zero exit, and no lost
                             "cp {0}/train.txt {0}/test.txt {0}/utf/ && cp {0}/bad.txt {0}/utf/valid.txt && "
                             "head -c 1000 {0}/m.safetensors > {0}/cut.safetensors", d)
                     .c_str());
-    const std::string save = fmt::format("--save {}/m.safetensors", d);
+    const std::string save = fmt::format("--save {}/new.safetensors", d);  // a new run's: every case fails first
     const std::vector<Case> cases = {
         {fmt::format("train --data {}/nope {}", d, save), "nope: data directory not found", 1},
         {fmt::format("train --data {}/two {}", d, save), "test.txt is missing", 1},
         {fmt::format("train --data {}/empty {}", d, save), "train.txt: file is empty", 1},
         {fmt::format("train --data {}/utf {}", d, save), "valid.txt:2: invalid UTF-8", 1},
-        {fmt::format("train --data {} --bptt 0 {}", d, save), "--bptt must be in [1,", 2},
-        {fmt::format("train --data {} --lr -1 {}", d, save), "--lr must be in (0,", 2},
-        {fmt::format("train --data {} --nhid 0 {}", d, save), "--nhid must be in [1,", 2},
-        {fmt::format("train --data {} --dropout 1.5 {}", d, save), "--dropout must be in [0,", 2},
+        {fmt::format("train --data {} --bptt 0 {}", d, save), "--bptt: must be in [1,", 2},
+        {fmt::format("train --data {} --lr -1 {}", d, save), "--lr: must be in (0,", 2},
+        {fmt::format("train --data {} --nhid 0 {}", d, save), "--nhid: must be in [1,", 2},
+        {fmt::format("train --data {} --dropout 1.5 {}", d, save), "--dropout: must be in [0,", 2},
         {fmt::format("train --data {} --emsize 8 --nhid 16 --tied {}", d, save), "--tied needs --emsize == --nhid", 2},
-        {fmt::format("train --data {} --model LSTMX {}", d, save), "unknown model 'LSTMX'", 2},
+        {fmt::format("train --data {} --model LSTMX {}", d, save), "does not know the model 'LSTMX' (it knows GRU, LSTM", 2},
         {fmt::format("train --data {} --optimizer lbfgs {} --emsize 8 --nhid 8", d, save), "unknown optimizer 'lbfgs'", 2},
-        {fmt::format("train --data {} --bogus 3 {}", d, save), "unknown flag --bogus", 2},
-        {fmt::format("train --data {} --epochs two {}", d, save), "--epochs: 'two' is not an integer", 2},
+        {fmt::format("train --data {} --bogus 3 {}", d, save), "not expected: 3 --bogus", 2},
+        {fmt::format("train --data {} --epochs two {}", d, save), "--epochs: 'two' is not a number", 2},
         {fmt::format("train --data {} {}", d, save.substr(0, save.rfind('/'))), "is a directory", 2},
         {fmt::format("train --data {} --batch_size 100000 {}", d, save), "too short for --batch-size 100000", 2},
         {fmt::format("train --data {0} --emsize 32 --nhid 32 --init {0}/m.safetensors {1}", d, save),
@@ -198,8 +198,11 @@ TEST_CASE("xtgrad-lm: bad input gets a clear error, a non-zero exit, and no lost
         {fmt::format("eval --checkpoint {0}/cut.safetensors --data {0}", d), "cut.safetensors", 1},
         {fmt::format("eval --checkpoint {0}/m.safetensors --data {0} --model GRU", d), "holds a LSTM model, but --model GRU", 1},
         {fmt::format("eval --checkpoint {0}/missing.safetensors --data {0}", d), "missing.safetensors: cannot open", 1},
-        {fmt::format("eval --data {0}", d), "--checkpoint FILE is required", 2},
-        {fmt::format("generate --checkpoint {0}/m.safetensors --temperature 0", d), "--temperature must be in (0,", 2},
+        {fmt::format("eval --data {0}", d), "--checkpoint is required", 2},
+        {fmt::format("generate --checkpoint {0}/m.safetensors --temperature 0", d), "--temperature: must be in (0,", 2},
+        {fmt::format("train --data {0} --save {0}/m.safetensors --emsize 8 --nhid 8", d),
+         "m.safetensors exists and belongs to another run", 2},
+        {fmt::format("train --data {0} --save {0}/missing/m.safetensors", d), "cannot write into", 2},
         {"frobnicate", "unknown command 'frobnicate'", 2},
     };
     for (const Case& c : cases) {
@@ -210,15 +213,18 @@ TEST_CASE("xtgrad-lm: bad input gets a clear error, a non-zero exit, and no lost
         CHECK(r.out.find("error") != std::string::npos);
     }
     CHECK(slurp(d + "/m.safetensors") == before);
+    CHECK(std::ifstream(d + "/new.safetensors").fail());  // no failed run wrote anything
 
     // a NaN loss (here from broken initial weights) stops the run with a clear message; the checkpoint stays
     xtgrad::StateDict broken = xtgrad::load_safetensors(d + "/m.safetensors");
     broken.tensors.at("decoder.bias").value(0, 3) = NAN;
     xtgrad::save_safetensors(d + "/nan.safetensors", broken);
-    const Run nan = run(fmt::format("train --data {0} {1} --epochs 1 --max-batches 6 --init {0}/nan.safetensors {2}", d, kSmall, save));
+    const Run nan = run(fmt::format("train --data {0} {1} --epochs 1 --max-batches 6 --init {0}/nan.safetensors "
+                                    "--save {0}/nan-run.safetensors", d, kSmall));
     INFO(nan.out);
     CHECK(nan.rc == 3);
     CHECK(nan.out.find("became") != std::string::npos);
+    CHECK(nan.out.find("no checkpoint of this run had been written yet") != std::string::npos);
     CHECK(slurp(d + "/m.safetensors") == before);
     std::system(("rm -rf " + d).c_str());
 }

@@ -1,4 +1,4 @@
-// lib/corpus and evaluation: the PyTorch example's tokenisation, vocabulary order, batching and perplexity,
+// apps/lm/data and evaluation: the PyTorch example's tokenisation, vocabulary order, batching and perplexity,
 // on a tiny hand-made corpus; WikiText-2's published counts when the shared data is there.
 #include <doctest/doctest.h>
 
@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 
-#include <xtgrad/apps/lm/lm.hpp>
+#include <xtgrad/lm.hpp>
 #include <xtgrad/lib/error.hpp>
 #include <xtgrad/tape/ops.hpp>
 
@@ -62,7 +62,9 @@ TEST_CASE("batchify and get_batch: columns of the stream, time-major windows, th
     CHECK_THROWS_AS(get_batch(b, 4, 3, in, tg), IndexError);
 }
 
-TEST_CASE("evaluate: sum over windows of len * mean cross-entropy, divided by steps - 1, state carried") {
+TEST_CASE("evaluate: per-token mean over every target of the split, windows weighted by their length") {
+    // A model whose decoder ignores its input (weight 0, bias b) predicts softmax(b) everywhere, so the exact
+    // answer is the mean of -log softmax(b)[t] over every target: rows 1 .. steps-1 of the batchified split.
     std::string text;
     for (int l = 0; l < 12; ++l) text += " a b c d e a b \n";
     const std::string dir = write_corpus(text, text, text);
@@ -71,20 +73,46 @@ TEST_CASE("evaluate: sum over windows of len * mean cross-entropy, divided by st
     cfg.vocab = c.vocab.size();
     cfg.emsize = cfg.nhid = 6;
     Rng rng(2);
-    RNNLM model(cfg, rng);
+    RNNLM model(cfg, builtin_cell(CellType::lstm), rng);
+    model.decoder.weight.value.fill(0.0f);
+    for (std::size_t v = 0; v < cfg.vocab; ++v) model.decoder.bias.value(0, v) = 0.3f * static_cast<float>(v % 4) - 0.5f;
+    double lse = 0.0;
+    for (std::size_t v = 0; v < cfg.vocab; ++v) lse += std::exp(static_cast<double>(model.decoder.bias.value(0, v)));
+    lse = std::log(lse);
     const Batched data = batchify(c.valid, 3);
-    const double got = evaluate(model, data, 7);
-    // by hand: the example's loop
+    double want = 0.0;
+    for (std::size_t t = 1; t < data.steps; ++t)
+        for (std::size_t b = 0; b < 3; ++b) want += lse - model.decoder.bias.value(0, static_cast<std::size_t>(data.at(t, b)));
+    want /= static_cast<double>((data.steps - 1) * 3);
+    for (std::size_t bptt : {1, 5, 7, 100}) CHECK(evaluate(model, data, bptt) == doctest::Approx(want).epsilon(1e-6));
+    std::system(("rm -rf " + dir).c_str());
+}
+
+TEST_CASE("evaluate carries the state across windows: short windows score as one long window") {
+    std::string text;
+    for (int l = 0; l < 12; ++l) text += " a b c d e a b \n";
+    const std::string dir = write_corpus(text, text, text);
+    const Corpus c = load_word_corpus(dir);
+    LMConfig cfg;
+    cfg.vocab = c.vocab.size();
+    cfg.emsize = cfg.nhid = 6;
+    Rng rng(3);
+    RNNLM model(cfg, builtin_cell(CellType::lstm), rng);
+    const Batched data = batchify(c.valid, 3);
+    const double whole = evaluate(model, data, data.steps);
+    for (std::size_t bptt : {1, 4, 7}) CHECK(evaluate(model, data, bptt) == doctest::Approx(whole).epsilon(1e-5));
+    // a state reset at every window would be a different model: the check above can fail
     Tape t;
-    RecurrentState h = model.rnn.zero_state(3);
+    Rng unused(0);
+    Ctx ctx{t, unused, false};
     Ids in, tg;
-    double total = 0.0;
-    for (std::size_t i = 0; i + 1 < data.steps; i += 7) {
-        const std::size_t n = get_batch(data, i, 7, in, tg);
+    double reset = 0.0;
+    for (std::size_t i = 0; i + 1 < data.steps; i += 4) {
+        const std::size_t n = get_batch(data, i, 4, in, tg);
         t.clear();
-        total += static_cast<double>(n) * cross_entropy(model(t, in, 3, h, rng, false), tg).value()(0, 0);
+        reset += static_cast<double>(n) * model.loss(ctx, model.features(ctx, in, 3, {}).y, tg).value()(0, 0);
     }
-    CHECK(got == doctest::Approx(total / static_cast<double>(data.steps - 1)).epsilon(1e-12));
+    CHECK(reset / static_cast<double>(data.steps - 1) != doctest::Approx(whole).epsilon(1e-5));
     std::system(("rm -rf " + dir).c_str());
 }
 

@@ -1,11 +1,12 @@
-// layers/: every cell and layer gradient-checked through time, PyTorch's equations, names, truncated BPTT, clipping.
+// layers/: every cell and layer gradient-checked through time, PyTorch's equations and names, padded batches,
+// truncated BPTT against finite differences, probes, two tapes in two threads, clipping.
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <thread>
 
 #include <fmt/core.h>
 
-#include <xtgrad/apps/examples/mgu_cell.hpp>
 #include <xtgrad/layers/adaptive_softmax.hpp>
 #include <xtgrad/layers/dropout.hpp>
 #include <xtgrad/layers/embedding.hpp>
@@ -31,75 +32,314 @@ Parameter input_param(std::size_t rows, std::size_t cols, std::uint64_t seed) {
 }
 
 // A non-zero carried state, so that the first step's recurrent weights get a real gradient.
-RecurrentState random_state(Recurrent& rnn, std::size_t batch, std::uint64_t seed) {
+RecurrentState random_state(const Recurrent& rnn, std::size_t batch, std::uint64_t seed) {
     Rng rng(seed);
     RecurrentState s = rnn.zero_state(batch);
-    for (auto& c : s.cells) {
-        fill_uniform(c.h, rng, -0.5f, 0.5f);
-        if (c.c.size()) fill_uniform(c.c, rng, -0.5f, 0.5f);
-    }
+    for (auto& cell : s.cells)
+        for (Array& part : cell) fill_uniform(part, rng, -0.5f, 0.5f);
     return s;
 }
 
-GradcheckReport check_recurrent(Recurrent& rnn, std::uint64_t seed, bool training, std::size_t steps = T) {
+// The loss reads every output and every final state part, each through its own random projection.
+Var probe_loss(const RecurrentOutput& out, std::uint64_t seed) {
+    Var l = random_projection(out.y, seed);
+    for (const State& s : *out.final)
+        for (const Var& part : s) l = l + random_projection(part, ++seed);
+    return l;
+}
+
+GradcheckReport check_recurrent(Recurrent& rnn, std::uint64_t seed, bool training, std::size_t steps = T,
+                                const Lengths* lengths = nullptr, double tolerance = 5e-3) {
     Parameter x = input_param(steps * B, rnn.input_size(), seed);
     const RecurrentState init = random_state(rnn, B, seed + 1);
     Rng drop;
     Tape tape;
     auto loss = [&](Tape& t) {
-        RecurrentState s = init;  // every evaluation starts from the same carried values
-        drop.reseed(seed + 2);
-        Var y = rnn(t.param(x), B, s, drop, training);
-        // the loss reads the output of every step, as a window of an LM does (the carried-out state is a value)
-        return random_projection(y, seed + 3);
+        drop.reseed(seed + 2);  // the same dropout masks at every evaluation
+        Ctx c{t, drop, training};
+        return probe_loss(rnn(c, t.param(x), B, init, lengths), seed + 3);
     };
     std::vector<Parameter*> params = rnn.parameters();
     params.push_back(&x);
     GradcheckOptions opt;
-    opt.tolerance = 5e-3;
+    opt.tolerance = tolerance;
     return gradcheck(tape, loss, params, opt);
 }
 
-CellFactory mgu_factory() {
-    return [](const std::string& prefix, const std::string& suffix, std::size_t in, std::size_t hidden, Rng& rng) {
-        return std::unique_ptr<Cell>(new MGUCell(prefix, suffix, in, hidden, rng));
-    };
-}
+// A user cell unlike the built-in ones: three state parts of different widths (h, a running sum s of the inputs'
+// projections, and a memory of the last two h side by side), an output wider than h, and a weight dropped once
+// per window. Written only with public ops; its step reads its time index.
+class OddCell : public Cell {
+public:
+    OddCell(const CellSpec& spec, Rng& rng)
+        : W(spec.name("weight_ih"), Array({spec.hidden, spec.input})),
+          U(spec.name("weight_hh"), Array({spec.hidden, 3 * spec.hidden})),
+          V(spec.name("weight_out"), Array({2 * spec.hidden, spec.hidden})),
+          drop_(spec.weight_drop) {
+        for (Parameter* p : {&W, &U, &V}) fill_uniform(p->value, rng, -0.5f, 0.5f);
+    }
+    std::size_t input_size() const override { return W.value.shape()[1]; }
+    std::size_t hidden_size() const override { return W.value.shape()[0]; }
+    std::size_t output_size() const override { return 2 * hidden_size(); }
+    std::vector<StatePart> state_parts() const override {
+        return {{"h", hidden_size()}, {"s", 1}, {"mem", 2 * hidden_size()}};
+    }
+    Window project(Ctx& c, Var x) override {
+        Window w{matmul_t(x, c.tape.param(W)), {}};
+        w.extra[0] = c.training && drop_ > 0 ? dropout(c.tape.param(U), drop_, c.rng) : c.tape.param(U);
+        return w;
+    }
+    StepOut step(const Step& at, Var x_t, const State& s) override {
+        const std::size_t Hd = hidden_size();
+        Var hs = concat_cols({s[0], s[2]});                          // (B x 3H)
+        Var h = tanh(x_t + matmul_t(hs, at.window.extra[0]) + s[1]);  // s broadcasts over columns
+        Var sum = s[1] + scale(sum_cols_of(x_t), 0.1f);
+        Var mem = concat_cols({cols(s[2], Hd, 2 * Hd), h});
+        return {State{h, sum, mem}, sigmoid(matmul_t(h, at.tape().param(V)))};
+    }
+    void collect(std::vector<Parameter*>& out) override { out.insert(out.end(), {&W, &U, &V}); }
+
+    // (B x H) -> (B x 1): row sums as a product with a ones column (public ops only)
+    static Var sum_cols_of(Var x) { return matmul(x, x.tape->constant({x.cols(), 1}, 1.0f)); }
+
+    Parameter W, U, V;
+    float drop_;
+};
+
+CellFactory odd_factory() { return cell_factory<OddCell>(); }
 
 }  // namespace
 
-TEST_CASE("gradcheck through time: every cell, 3 steps, batch 2") {
+TEST_CASE("gradcheck through time: every built-in cell, 3 steps, batch 2, outputs and final states") {
     for (CellType c : {CellType::rnn_tanh, CellType::rnn_relu, CellType::lstm, CellType::gru}) {
         Rng rng(11);
         Recurrent rnn("rnn", builtin_cell(c), I, H, 1, 0.0f, false, rng);
         const GradcheckReport r = check_recurrent(rnn, 21, false);
-        fmt::print("{:<28} {}\n", cell_type_name(c), r.summary());
+        fmt::print("{:<36} {}\n", cell_type_name(c), r.summary());
         INFO(cell_type_name(c), ": ", r.summary());
         CHECK(r.ok);
     }
 }
 
-TEST_CASE("gradcheck: 2-layer stacks with dropout between layers, and bidirectional") {
+TEST_CASE("gradcheck: 2-layer stacks with dropout between layers and weight drop, and bidirectional") {
     for (CellType c : {CellType::lstm, CellType::gru, CellType::rnn_tanh}) {
         Rng rng(12);
-        Recurrent stack("rnn", builtin_cell(c), I, H, 2, 0.3f, false, rng);
+        Recurrent stack("rnn", builtin_cell(c), I, H, 2, 0.3f, false, rng, 0.4f);
         const GradcheckReport r = check_recurrent(stack, 31, true);
-        fmt::print("{:<28} {}\n", cell_type_name(c) + " 2-layer dropout", r.summary());
+        fmt::print("{:<36} {}\n", cell_type_name(c) + " 2-layer dropout, weight drop", r.summary());
         CHECK(r.ok);
         Rng rng2(13);
         Recurrent bi("rnn", builtin_cell(c), I, H, 2, 0.0f, true, rng2);
         const GradcheckReport rb = check_recurrent(bi, 41, false);
-        fmt::print("{:<28} {}\n", cell_type_name(c) + " 2-layer bidirectional", rb.summary());
+        fmt::print("{:<36} {}\n", cell_type_name(c) + " 2-layer bidirectional", rb.summary());
         CHECK(rb.ok);
     }
 }
 
-TEST_CASE("gradcheck: a user-defined cell (MGU) in a 2-layer stack") {
+TEST_CASE("gradcheck: a user cell with three state parts, a wider output and a dropped weight, stacked") {
     Rng rng(14);
-    Recurrent rnn("mgu", mgu_factory(), I, H, 2, 0.0f, false, rng);
-    const GradcheckReport r = check_recurrent(rnn, 51, false, 4);
-    fmt::print("{:<28} {}\n", "MGU (user cell) 2-layer", r.summary());
+    Recurrent rnn("odd", odd_factory(), I, H, 2, 0.2f, true, rng, 0.3f);
+    CHECK(rnn.output_size() == 2 * 2 * H);
+    // its loss sums eight projections: float32 central differences carry more rounding, hence 1e-2
+    const GradcheckReport r = check_recurrent(rnn, 51, true, 4, nullptr, 1e-2);
+    fmt::print("{:<36} {}\n", "user cell, 2-layer bidirectional", r.summary());
     CHECK(r.ok);
+}
+
+TEST_CASE("gradcheck through padded batches: built-in cells and a user cell, stacked, bidirectional") {
+    const Lengths lengths{4, 2};
+    for (CellType c : {CellType::lstm, CellType::gru, CellType::rnn_tanh}) {
+        Rng rng(15);
+        Recurrent rnn("rnn", builtin_cell(c), I, H, 2, 0.0f, true, rng);
+        const GradcheckReport r = check_recurrent(rnn, 61, false, 4, &lengths);
+        fmt::print("{:<36} {}\n", cell_type_name(c) + " padded 2-layer bidirectional", r.summary());
+        CHECK(r.ok);
+    }
+    Rng rng(16);
+    Recurrent odd("odd", odd_factory(), I, H, 2, 0.0f, true, rng);
+    const GradcheckReport r = check_recurrent(odd, 62, false, 4, &lengths, 1e-2);
+    fmt::print("{:<36} {}\n", "user cell padded 2-layer bidi", r.summary());
+    CHECK(r.ok);
+}
+
+namespace {
+
+// Rows of a time-major (T*batch x F) value that belong to sequence b, for its first `len` steps.
+Array sequence_rows(const Array& y, std::size_t batch, std::size_t b, std::size_t len) {
+    const std::size_t F = y.shape()[1];
+    Array out({len, F});
+    for (std::size_t t = 0; t < len; ++t)
+        for (std::size_t f = 0; f < F; ++f) out(t, f) = y(t * batch + b, f);
+    return out;
+}
+
+double max_diff(const Array& a, const Array& b) {
+    REQUIRE(a.shape() == b.shape());
+    double m = 0.0;
+    for (std::size_t k = 0; k < a.size(); ++k) m = std::max(m, std::abs(static_cast<double>(a.data()[k]) - b.data()[k]));
+    return m;
+}
+
+// Runs one padded batch and each of its sequences alone; compares outputs, final states and gradients.
+double padding_gap(const CellFactory& make, bool bidirectional, std::uint64_t seed) {
+    const std::size_t Tn = 5, Bn = 3, L = 2;
+    const Lengths lengths{5, 2, 4};
+    Rng rng(seed);
+    Recurrent rnn("rnn", make, I, H, L, 0.0f, bidirectional, rng);
+    Parameter x = input_param(Tn * Bn, I, seed + 1);
+    for (std::size_t t = 0; t < Tn; ++t)  // padding holds garbage: it must not matter
+        for (std::size_t b = 0; b < Bn; ++b)
+            if (t >= lengths[b])
+                for (std::size_t i = 0; i < I; ++i) x.value(t * Bn + b, i) = 1e3f;
+    const RecurrentState init = random_state(rnn, Bn, seed + 2);
+    Array seed_y;
+    Rng unused;
+    double gap = 0.0;
+
+    // the padded batch
+    Tape tape;
+    Ctx c{tape, unused, false};
+    for (Parameter* p : rnn.parameters()) p->zero_grad();
+    x.zero_grad();
+    const RecurrentOutput out = rnn(c, tape.param(x), Bn, init, &lengths);
+    seed_y = Array(out.y.value().shape());
+    fill_uniform(seed_y, rng, -1.0f, 1.0f);
+    for (std::size_t t = 0; t < Tn; ++t)
+        for (std::size_t b = 0; b < Bn; ++b)
+            if (t >= lengths[b])
+                for (std::size_t f = 0; f < seed_y.shape()[1]; ++f) CHECK(out.y.value()(t * Bn + b, f) == 0.0f);
+    tape.backward(out.y, seed_y);
+    const Array y = out.y.value();
+    std::vector<std::vector<Array>> fin;
+    for (const State& s : *out.final) {
+        fin.emplace_back();
+        for (const Var& v : s) fin.back().push_back(v.value());
+    }
+    const Array gx = x.grad;
+    std::vector<Array> gw;
+    for (Parameter* p : rnn.parameters()) gw.push_back(p->grad);
+
+    // each sequence alone, batch 1, its own length
+    std::vector<Array> gw_sum;
+    for (Parameter* p : rnn.parameters()) gw_sum.push_back(Array(p->value.shape(), 0.0f));
+    for (std::size_t b = 0; b < Bn; ++b) {
+        const std::size_t len = lengths[b];
+        Parameter xb("x", sequence_rows(x.value, Bn, b, len));
+        RecurrentState ib = rnn.zero_state(1);
+        for (std::size_t k = 0; k < ib.cells.size(); ++k)
+            for (std::size_t p = 0; p < ib.cells[k].size(); ++p)
+                for (std::size_t f = 0; f < ib.cells[k][p].shape()[1]; ++f) ib.cells[k][p](0, f) = init.cells[k][p](b, f);
+        for (Parameter* p : rnn.parameters()) p->zero_grad();
+        tape.clear();
+        const RecurrentOutput ob = rnn(c, tape.param(xb), 1, ib);
+        tape.backward(ob.y, sequence_rows(seed_y, Bn, b, len));
+        gap = std::max(gap, max_diff(ob.y.value(), sequence_rows(y, Bn, b, len)));
+        for (std::size_t k = 0; k < fin.size(); ++k)
+            for (std::size_t p = 0; p < fin[k].size(); ++p)
+                for (std::size_t f = 0; f < fin[k][p].shape()[1]; ++f)
+                    gap = std::max(gap, std::abs(static_cast<double>((*ob.final)[k][p].value()(0, f)) - fin[k][p](b, f)));
+        gap = std::max(gap, max_diff(xb.grad, sequence_rows(gx, Bn, b, len)));
+        std::size_t k = 0;
+        for (Parameter* p : rnn.parameters()) gw_sum[k++] += p->grad;
+    }
+    for (std::size_t k = 0; k < gw.size(); ++k) gap = std::max(gap, max_diff(gw[k], gw_sum[k]));
+    return gap;
+}
+
+}  // namespace
+
+TEST_CASE("padding: each sequence of a padded batch = the sequence alone (outputs, final states, gradients)") {
+    for (CellType c : {CellType::lstm, CellType::gru, CellType::rnn_tanh, CellType::rnn_relu})
+        for (bool bidi : {false, true}) {
+            const double gap = padding_gap(builtin_cell(c), bidi, 71);
+            INFO(cell_type_name(c), bidi ? " bidirectional" : "", ": worst difference ", gap);
+            CHECK(gap <= 1e-6);
+        }
+    const double gap = padding_gap(odd_factory(), true, 72);
+    INFO("user cell: worst difference ", gap);
+    CHECK(gap <= 1e-6);
+}
+
+TEST_CASE("a step knows its window: time index, direction, layer, and probes see gates and state parts") {
+    struct Seen : Probes {
+        std::vector<std::string> names;
+        std::vector<ProbePoint> where;
+        void record(const ProbePoint& p, const char* name, Var v) override {
+            REQUIRE(v.tape);
+            names.push_back(name);
+            where.push_back(p);
+        }
+    } seen;
+    Rng rng(3);
+    Recurrent rnn("rnn", builtin_cell(CellType::lstm), I, H, 2, 0.0f, true, rng);
+    Tape t;
+    Rng unused;
+    Ctx c{t, unused, false, &seen};
+    rnn(c, t.constant({T * B, I}, 0.5f), B);
+    // per layer, direction and step: the gates i, f, g, o, then the state parts h and c
+    REQUIRE(seen.names.size() == 2 * 2 * T * 6);
+    CHECK(seen.names[0] == "i");
+    CHECK(seen.names[4] == "h");
+    CHECK(seen.names[5] == "c");
+    CHECK(seen.where[6].t == 1);              // the forward direction's second step
+    CHECK(seen.where[T * 6].dir == 1);        // then the reverse direction, from the last step
+    CHECK(seen.where[T * 6].t == T - 1);
+    CHECK(seen.where.back().layer == 1);
+    Ctx quiet{t, unused, false};              // no receiver: nothing recorded
+    seen.names.clear();
+    rnn(quiet, t.constant({T * B, I}, 0.5f), B);
+    CHECK(seen.names.empty());
+}
+
+TEST_CASE("two tapes in two threads: one Recurrent evaluated at once, two models trained at once") {
+    // forward only (a parameter's gradient is one buffer: concurrent backward passes need a model each)
+    Rng rng(4);
+    Recurrent shared("rnn", builtin_cell(CellType::lstm), I, H, 2, 0.3f, false, rng, 0.2f);
+    auto forward = [&](std::uint64_t seed, Array& y) {
+        Tape t;
+        NoGrad ng(t);
+        Rng drop(seed);
+        Ctx c{t, drop, true};  // dropout and weight drop draw: per-call values live on each tape
+        const Parameter x = input_param(6 * B, I, seed);
+        for (int rep = 0; rep < 50; ++rep) {
+            t.clear();
+            y = shared(c, t.constant(x.value), B).y.value();
+        }
+    };
+    Array ya, yb, ya1, yb1;
+    std::thread ta([&] { forward(7, ya); });
+    std::thread tb([&] { forward(8, yb); });
+    ta.join();
+    tb.join();
+    forward(7, ya1);
+    forward(8, yb1);
+    CHECK(ya == ya1);
+    CHECK(yb == yb1);
+
+    // training: two models, two threads
+    auto train = [](std::uint64_t seed, std::vector<Array>& grads) {
+        Rng rng(seed);
+        Recurrent rnn("rnn", builtin_cell(CellType::gru), I, H, 2, 0.3f, true, rng);
+        Parameter x = input_param(5 * B, I, seed);
+        Tape t;
+        Rng drop(seed + 1);
+        Ctx c{t, drop, true};
+        for (int rep = 0; rep < 20; ++rep) {
+            t.clear();
+            t.backward(random_projection(rnn(c, t.param(x), B).y, seed));
+        }
+        grads.clear();
+        for (Parameter* p : rnn.parameters()) grads.push_back(p->grad);
+    };
+    std::vector<Array> g1, g2, s1, s2;
+    std::thread t1([&] { train(21, g1); });
+    std::thread t2([&] { train(22, g2); });
+    t1.join();
+    t2.join();
+    train(21, s1);
+    train(22, s2);
+    CHECK(g1 == s1);
+    CHECK(g2 == s2);
 }
 
 TEST_CASE("gradcheck: Linear, Embedding (with embedding dropout), LockedDropout") {
@@ -112,15 +352,16 @@ TEST_CASE("gradcheck: Linear, Embedding (with embedding dropout), LockedDropout"
     const Ids ids = {1, 6, 1, 0, 3, 6};
     auto loss = [&](Tape& t) {
         drop.reseed(3);
-        Var e = emb(t, ids, 0.3f, drop);                  // (6 x 4): 3 steps of batch 2
-        Var l = locked(e, 2, drop, true);
+        Ctx c{t, drop, true};
+        Var e = emb(c, ids, 0.3f);                        // (6 x 4): 3 steps of batch 2
+        Var l = locked(c, e, 2);
         Var y = lin(concat_cols({l, cols(l, 0, 1)}));    // (6 x 5) -> (6 x 3)
         return random_projection(y, 9);
     };
     std::vector<Parameter*> params = lin.parameters();
     emb.collect(params);
     const GradcheckReport r = gradcheck(tape, loss, params);
-    fmt::print("{:<28} {}\n", "Linear+Embedding+Locked", r.summary());
+    fmt::print("{:<36} {}\n", "Linear+Embedding+Locked", r.summary());
     CHECK(r.ok);
 }
 
@@ -129,20 +370,214 @@ TEST_CASE("embedding dropout drops whole word types; locked dropout repeats one 
     Embedding emb("encoder", 50, 3, rng);
     Tape t;
     Rng drop(4);
+    Ctx c{t, drop, true};
     const Ids ids = {7, 7, 7, 9, 9, 9, 7, 9};
-    const Array y = emb(t, ids, 0.5f, drop).value();
-    for (std::size_t i = 0; i < ids.size(); ++i) {
-        const bool zero = y(i, 0) == 0.0f && y(i, 1) == 0.0f;
-        const bool first_zero = y(ids[i] == 7 ? 0 : 3, 0) == 0.0f;
-        CHECK(zero == first_zero);
+    std::size_t zeros = 0;
+    for (int rep = 0; rep < 20; ++rep) {  // some draw drops a type: both outcomes are seen
+        const Array y = emb(c, ids, 0.5f).value();
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+            const bool zero = y(i, 0) == 0.0f && y(i, 1) == 0.0f;
+            const bool first_zero = y(ids[i] == 7 ? 0 : 3, 0) == 0.0f;
+            CHECK(zero == first_zero);
+            zeros += zero;
+        }
     }
+    CHECK(zeros > 0);
+    CHECK(zeros < 20 * ids.size());
     LockedDropout locked(0.5f);
     Var x = t.constant({4 * 3, 5}, 1.0f);  // 4 steps of batch 3
-    const Array m = locked(x, 3, drop, true).value();
+    const Array m = locked(c, x, 3).value();
     for (std::size_t s = 1; s < 4; ++s)
         for (std::size_t k = 0; k < 15; ++k) CHECK(m.data()[s * 15 + k] == m.data()[k]);
-    CHECK(locked(x, 3, drop, false).index == x.index);
-    CHECK_THROWS_AS(locked(x, 5, drop, true), ShapeError);
+    Ctx eval{t, drop, false};
+    CHECK(locked(eval, x, 3).index == x.index);
+    CHECK_THROWS_AS(locked(c, x, 5), ShapeError);
+}
+
+namespace {
+
+// A tiny LM over a fixed token sequence, for the truncated-BPTT tests.
+struct SeqModel {
+    static constexpr std::size_t V = 20, E = 4, Hd = 5, Bt = 2;
+    Rng rng{5};
+    Embedding emb{"encoder", V, E, rng};
+    Recurrent rnn{"rnn", builtin_cell(CellType::lstm), E, Hd, 1, 0.0f, false, rng};
+    Linear dec{"decoder", Hd, V, rng};
+    std::vector<Ids> inputs, targets;  // per step: (Bt) ids
+
+    explicit SeqModel(std::size_t steps) {
+        Rng data(9);
+        for (std::size_t s = 0; s < steps; ++s) {
+            Ids a, b;
+            for (std::size_t k = 0; k < Bt; ++k) {
+                a.push_back(static_cast<int>(data.below(V)));
+                b.push_back(static_cast<int>(data.below(V)));
+            }
+            inputs.push_back(a);
+            targets.push_back(b);
+        }
+    }
+    std::vector<Parameter*> params() {
+        std::vector<Parameter*> p = emb.parameters();
+        rnn.collect(p);
+        dec.collect(p);
+        return p;
+    }
+    // Mean loss of steps [t0, t1) from the carried state; the state after the window goes to `out`.
+    Var window(Tape& t, std::size_t t0, std::size_t t1, const RecurrentState& in, RecurrentState* out) {
+        Ids in_ids, out_ids;
+        for (std::size_t s = t0; s < t1; ++s) {
+            in_ids.insert(in_ids.end(), inputs[s].begin(), inputs[s].end());
+            out_ids.insert(out_ids.end(), targets[s].begin(), targets[s].end());
+        }
+        Rng drop;
+        Ctx c{t, drop, false};
+        const RecurrentOutput r = rnn(c, emb(c, in_ids), Bt, in);
+        if (out) out->assign(r);
+        return cross_entropy(dec(r.y), out_ids);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("truncated BPTT: each update sees exactly d(window loss)/d(params) from the state carried in") {
+    // The reference is central differences of each window's loss with its carried-in state held fixed: the
+    // definition of truncation, computed without the tape's backward pass. A gradient leaking across a boundary,
+    // or one window's gradient mixed into another's, fails it.
+    const std::size_t L = 12;
+    SeqModel m(L);
+    std::vector<Parameter*> params = m.params();
+    for (Parameter* p : params) p->zero_grad();
+    Tape tape;
+    RecurrentState carried;
+    std::vector<RecurrentState> carried_in;
+    std::vector<std::pair<std::size_t, std::size_t>> spans;
+    std::vector<std::vector<Array>> grads;
+    WindowHooks h;
+    const std::size_t lengths[] = {3, 5, 4};
+    h.length = [&](std::size_t t0) { return lengths[t0 == 0 ? 0 : t0 == 3 ? 1 : 2]; };
+    h.loss = [&](Tape& t, const WindowInfo& w) {
+        carried_in.push_back(carried);
+        spans.emplace_back(w.t0, w.t1);
+        return m.window(t, w.t0, w.t1, carried_in.back(), &carried);
+    };
+    h.update = [&](const WindowInfo&) {
+        grads.emplace_back();
+        for (Parameter* p : params) grads.back().push_back(p->grad), p->zero_grad();
+        return true;
+    };
+    const TbpttResult r = truncated_bptt(tape, 0, L, 0, h);
+    REQUIRE(r.windows == 3);
+    CHECK(spans == std::vector<std::pair<std::size_t, std::size_t>>{{0, 3}, {3, 8}, {8, 12}});
+    CHECK(r.next == L);
+    CHECK_FALSE(r.stopped);
+    double worst = 0.0;
+    for (std::size_t k = 0; k < 3; ++k) {
+        auto loss = [&]() {
+            tape.clear();
+            return static_cast<double>(m.window(tape, spans[k].first, spans[k].second, carried_in[k], nullptr).value()(0, 0));
+        };
+        for (std::size_t j = 0; j < params.size(); ++j)
+            for (std::size_t e = 0; e < params[j]->size(); e += 3) {
+                float& v = params[j]->value.data()[e];
+                const float saved = v;
+                v = saved + 1e-2f;
+                const double up = loss();
+                v = saved - 1e-2f;
+                const double down = loss();
+                v = saved;
+                const double num = (up - down) / 2e-2, ana = grads[k][j].data()[e];
+                worst = std::max(worst, std::abs(num - ana) / std::max({std::abs(num), std::abs(ana), 1e-2}));
+            }
+    }
+    INFO("worst relative error ", worst);
+    CHECK(worst < 5e-3);
+}
+
+TEST_CASE("truncated BPTT: resume at a step, stop from a hook, skip or stop on a non-finite loss; memory flat") {
+    SeqModel m(12);
+    Tape tape;
+    RecurrentState st;
+    std::vector<std::size_t> seen;
+    WindowHooks h;
+    h.loss = [&](Tape& t, const WindowInfo& w) {
+        seen.push_back(w.index);
+        Var l = m.window(t, w.t0, w.t1, st, &st);
+        return w.index == 2 ? scale(l, std::numeric_limits<float>::infinity()) : l;
+    };
+    h.update = [&](const WindowInfo&) { return true; };
+    // starts at step 4 (window 1 of 4 steps), window 2 is not finite: without a policy the run stops there
+    TbpttResult r = truncated_bptt(tape, 4, 12, 4, h, 1);
+    CHECK(seen == std::vector<std::size_t>{1, 2});
+    CHECK(r.stopped);
+    CHECK(r.non_finite);
+    CHECK(r.windows == 1);
+    // with a policy that skips it, the run goes on to the end
+    seen.clear();
+    h.non_finite = [](const WindowInfo&) { return true; };
+    r = truncated_bptt(tape, 4, 12, 4, h, 1);
+    CHECK(seen == std::vector<std::size_t>{1, 2});
+    CHECK_FALSE(r.stopped);
+    CHECK(r.windows == 1);
+    // an update returning false stops after its window
+    seen.clear();
+    h.update = [](const WindowInfo& w) { return w.index < 1; };
+    r = truncated_bptt(tape, 0, 12, 4, h);
+    CHECK(seen == std::vector<std::size_t>{0, 1});
+    CHECK(r.stopped);
+    CHECK(r.next == 8);
+
+    // 1,000 windows: the tape records the same number of nodes and never grows its pool
+    SeqModel big(4);
+    Tape t2;
+    RecurrentState s2;
+    std::size_t nodes = 0, pool = 0;
+    for (int k = 0; k < 1000; ++k) {
+        truncated_bptt(t2, 4, 4, [&](Tape& t, std::size_t t0, std::size_t t1) {
+            Var l = big.window(t, t0, t1, s2, &s2);
+            if (k == 1) nodes = t.size(), pool = t.pool_size();
+            if (k > 1) {
+                REQUIRE(t.size() == nodes);
+                REQUIRE(t.pool_size() == pool);
+            }
+            return l;
+        }, [&](std::size_t, float) { for (Parameter* p : big.params()) p->zero_grad(); });
+    }
+    CHECK(nodes > 0);
+}
+
+TEST_CASE("bad shapes and settings of layers are named") {
+    Rng rng(1), drop(2);
+    Recurrent rnn("rnn", builtin_cell(CellType::gru), 3, 4, 1, 0.0f, false, rng);
+    Tape t;
+    Ctx c{t, drop, false};
+    CHECK_THROWS_WITH_AS(rnn(c, t.constant({6, 5}, 0.0f), 2), doctest::Contains("has 5 features, the layer takes 3"), ShapeError);
+    CHECK_THROWS_WITH_AS(rnn(c, t.constant({5, 3}, 0.0f), 2), doctest::Contains("not a whole number of steps"), ShapeError);
+    const RecurrentState s3 = rnn.zero_state(3);
+    CHECK_THROWS_WITH_AS(rnn(c, t.constant({6, 3}, 0.0f), 2, s3), doctest::Contains("(2 x 4)"), ShapeError);
+    const Lengths too_long{3, 4}, too_few{3};
+    CHECK_THROWS_WITH_AS(rnn(c, t.constant({6, 3}, 0.0f), 2, {}, &too_long), doctest::Contains("length 4"), ShapeError);
+    CHECK_THROWS_WITH_AS(rnn(c, t.constant({6, 3}, 0.0f), 2, {}, &too_few), doctest::Contains("1 lengths"), ShapeError);
+    CHECK_THROWS_AS(Recurrent("r", builtin_cell(CellType::lstm), 3, 0, 1, 0.0f, false, rng), ConfigError);
+    CHECK_THROWS_AS(Recurrent("r", builtin_cell(CellType::lstm), 3, 4, 1, 1.0f, false, rng), ConfigError);
+    CHECK_THROWS_AS(Recurrent("r", builtin_cell(CellType::lstm), 3, 4, 1, 0.0f, false, rng, 1.5f), ConfigError);
+    // a cell whose step returns the wrong number of state parts or a wrong shape is named
+    struct Bad : Cell {
+        Parameter w{"w", Array({4, 3})};
+        explicit Bad(const CellSpec&, Rng&) {}
+        std::size_t input_size() const override { return 3; }
+        std::size_t hidden_size() const override { return 4; }
+        std::vector<StatePart> state_parts() const override { return {{"h", 4}, {"c", 4}}; }
+        StepOut step(const Step& at, Var x_t, const State& s) override {
+            return State{tanh(matmul_t(x_t, at.tape().param(w)) + s[0])};
+        }
+        void collect(std::vector<Parameter*>& out) override { out.push_back(&w); }
+    };
+    Recurrent bad("b", cell_factory<Bad>(), 3, 4, 1, 0.0f, false, rng);
+    CHECK_THROWS_WITH_AS(bad(c, t.constant({6, 3}, 0.0f), 2), doctest::Contains("returned 1 state parts, it declares 2"),
+                         ShapeError);
+    Embedding emb("e", 5, 2, rng);
+    CHECK_THROWS_AS(emb(c, {5}), IndexError);
 }
 
 TEST_CASE("cells match PyTorch's equations on a fixed example") {
@@ -174,12 +609,13 @@ TEST_CASE("cells match PyTorch's equations on a fixed example") {
         for (std::size_t n = 0; n < x.size(); ++n) x.data()[n] = static_cast<float>(std::cos(0.5 * n));
         RecurrentState s = rnn.zero_state(B);
         for (std::size_t n = 0; n < B * Hs; ++n) {
-            s.cells[0].h.data()[n] = 0.1f * static_cast<float>(n + 1);
-            if (s.cells[0].c.size()) s.cells[0].c.data()[n] = -0.05f * static_cast<float>(n + 1);
+            s.cells[0][0].data()[n] = 0.1f * static_cast<float>(n + 1);
+            if (s.cells[0].size() > 1) s.cells[0][1].data()[n] = -0.05f * static_cast<float>(n + 1);
         }
         Tape t;
         Rng drop;
-        const Array y = rnn(t.constant(x), B, s, drop, false).value();
+        Ctx c{t, drop, false};
+        const Array y = rnn(c, t.constant(x), B, s).y.value();
         REQUIRE(y.size() == ref.out.size());
         for (std::size_t n = 0; n < y.size(); ++n) {
             INFO(ref.model, " output ", n);
@@ -209,150 +645,6 @@ TEST_CASE("parameters carry PyTorch's dotted names, shapes and saved shapes") {
     CHECK(lin.parameters()[0]->name == "decoder.weight");
     CHECK(lin.parameters()[1]->name == "decoder.bias");
     CHECK_THROWS_AS(parse_cell_type("LSTMX"), ConfigError);
-}
-
-TEST_CASE("bad shapes and settings of layers are named") {
-    Rng rng(1), drop(2);
-    Recurrent rnn("rnn", builtin_cell(CellType::gru), 3, 4, 1, 0.0f, false, rng);
-    Tape t;
-    RecurrentState s;
-    CHECK_THROWS_WITH_AS(rnn(t.constant({6, 5}, 0.0f), 2, s, drop, false), doctest::Contains("has 5 features, the layer takes 3"), ShapeError);
-    CHECK_THROWS_WITH_AS(rnn(t.constant({5, 3}, 0.0f), 2, s, drop, false), doctest::Contains("not a whole number of steps"), ShapeError);
-    RecurrentState s3 = rnn.zero_state(3);
-    CHECK_THROWS_WITH_AS(rnn(t.constant({6, 3}, 0.0f), 2, s3, drop, false), doctest::Contains("batch 3"), ShapeError);
-    CHECK_THROWS_AS(Recurrent("r", builtin_cell(CellType::lstm), 3, 0, 1, 0.0f, false, rng), ConfigError);
-    CHECK_THROWS_AS(Recurrent("r", builtin_cell(CellType::lstm), 3, 4, 1, 1.0f, false, rng), ConfigError);
-    Embedding emb("e", 5, 2, rng);
-    CHECK_THROWS_AS(emb(t, {5}), IndexError);
-}
-
-namespace {
-
-// A tiny LM over a fixed token sequence, for the truncated-BPTT tests.
-struct SeqModel {
-    static constexpr std::size_t V = 20, E = 4, Hd = 5, Bt = 2;
-    Rng rng{5};
-    Embedding emb{"encoder", V, E, rng};
-    Recurrent rnn{"rnn", builtin_cell(CellType::lstm), E, Hd, 1, 0.0f, false, rng};
-    Linear dec{"decoder", Hd, V, rng};
-    std::vector<Ids> inputs, targets;  // per step: (Bt) ids
-    Ids in_ids, out_ids;
-
-    SeqModel(std::size_t steps) {
-        Rng data(9);
-        for (std::size_t s = 0; s < steps; ++s) {
-            Ids a, b;
-            for (std::size_t k = 0; k < Bt; ++k) {
-                a.push_back(static_cast<int>(data.below(V)));
-                b.push_back(static_cast<int>(data.below(V)));
-            }
-            inputs.push_back(a);
-            targets.push_back(b);
-        }
-    }
-    std::vector<Parameter*> params() {
-        std::vector<Parameter*> p = emb.parameters();
-        rnn.collect(p);
-        dec.collect(p);
-        return p;
-    }
-    // Sum-reduced loss of steps [t0, t1) from the carried state.
-    Var window(Tape& t, std::size_t t0, std::size_t t1, RecurrentState& state, const std::vector<Ids>* in = nullptr) {
-        const std::vector<Ids>& src = in ? *in : inputs;
-        in_ids.clear();
-        out_ids.clear();
-        for (std::size_t s = t0; s < t1; ++s) {
-            in_ids.insert(in_ids.end(), src[s].begin(), src[s].end());
-            out_ids.insert(out_ids.end(), targets[s].begin(), targets[s].end());
-        }
-        Rng drop;
-        Var h = rnn(emb(t, in_ids), Bt, state, drop, false);
-        return cross_entropy(dec(h), out_ids, Reduction::sum);
-    }
-};
-
-std::vector<Array> grads_of(const std::vector<Parameter*>& ps) {
-    std::vector<Array> g;
-    for (Parameter* p : ps) g.push_back(p->grad);
-    return g;
-}
-
-}  // namespace
-
-TEST_CASE("truncated BPTT with a window as long as the sequence gives exactly the full-BPTT gradients") {
-    const std::size_t L = 12;
-    SeqModel m(L);
-    Tape tape;
-    RecurrentState s;
-    m.rnn.zero_grad();
-    for (Parameter* p : m.params()) p->zero_grad();
-    tape.backward(m.window(tape, 0, L, s));
-    const std::vector<Array> full = grads_of(m.params());
-
-    for (Parameter* p : m.params()) p->zero_grad();
-    RecurrentState s2;
-    truncated_bptt(tape, L, L, [&](Tape& t, std::size_t t0, std::size_t t1) { return m.window(t, t0, t1, s2); }, nullptr);
-    const std::vector<Array> tb = grads_of(m.params());
-    for (std::size_t k = 0; k < full.size(); ++k) CHECK(full[k] == tb[k]);  // bit-identical
-}
-
-TEST_CASE("truncated BPTT: no gradient crosses a window boundary, and memory stays flat") {
-    const std::size_t L = 12, W = 4;
-    SeqModel m(L);
-    // window 0 uses only tokens 0..9, windows 1 and 2 only tokens 10..19
-    std::vector<Ids> in = m.inputs;
-    for (std::size_t s = 0; s < L; ++s)
-        for (auto& id : in[s]) id = s < W ? id % 10 : 10 + id % 10;
-    Tape tape;
-    RecurrentState s;
-    std::size_t checked = 0;
-    truncated_bptt(
-        tape, L, W, [&](Tape& t, std::size_t t0, std::size_t t1) { return m.window(t, t0, t1, s, &in); },
-        [&](std::size_t k, float) {
-            if (k > 0) {
-                // the embedding rows only window 0 used get nothing from a later window's loss
-                for (std::size_t row = 0; row < 10; ++row)
-                    for (std::size_t c = 0; c < SeqModel::E; ++c) REQUIRE(m.emb.weight.grad(row, c) == 0.0f);
-                ++checked;
-            }
-            for (Parameter* p : m.params()) p->zero_grad();
-        });
-    CHECK(checked == 2);
-
-    // gradients of window 1 alone equal those of a fresh run started from window 0's final values
-    for (Parameter* p : m.params()) p->zero_grad();
-    RecurrentState a;
-    tape.clear();
-    m.window(tape, 0, W, a, &in);
-    RecurrentState b = a;  // values only
-    tape.clear();
-    tape.backward(m.window(tape, W, 2 * W, a, &in));
-    const std::vector<Array> g1 = grads_of(m.params());
-    for (Parameter* p : m.params()) p->zero_grad();
-    tape.clear();
-    tape.backward(m.window(tape, W, 2 * W, b, &in));
-    CHECK(grads_of(m.params()) == g1);
-
-    // 1,000 windows: the tape records the same number of nodes and never grows its pool
-    SeqModel big(W);
-    Tape t2;
-    RecurrentState st;
-    std::size_t nodes = 0, pool = 0;
-    for (int k = 0; k < 1000; ++k) {
-        truncated_bptt(t2, W, W, [&](Tape& t, std::size_t t0, std::size_t t1) {
-            Var l = big.window(t, t0, t1, st);
-            if (k == 1) {
-                nodes = t.size();
-                pool = t.pool_size();
-            }
-            if (k > 1) {
-                REQUIRE(t.size() == nodes);
-                REQUIRE(t.pool_size() == pool);
-            }
-            return l;
-        }, [&](std::size_t, float) { for (Parameter* p : big.params()) p->zero_grad(); });
-    }
-    CHECK(nodes > 0);
 }
 
 TEST_CASE("clip_grad_norm returns the norm before clipping and scales to max_norm; NaN is reported, not applied") {
@@ -416,4 +708,11 @@ TEST_CASE("adaptive softmax: gradient check, a proper distribution, loss = -log 
     CHECK(total == doctest::Approx(by_hand).epsilon(1e-5));
     CHECK_THROWS_AS(AdaptiveSoftmax("d", Hd, V, {7, 3}, 2.0f, rng), ConfigError);
     CHECK_THROWS_AS(AdaptiveSoftmax("d", Hd, V, {3, 12}, 2.0f, rng), ConfigError);
+    // the order must be a permutation of [0, V): out of range or repeated ranks are named
+    std::vector<std::int32_t> bad = order;
+    bad[4] = 1000000;
+    CHECK_THROWS_WITH_AS(AdaptiveSoftmax("d", Hd, V, {3, 7}, 2.0f, rng, bad), doctest::Contains("rank 1000000"), ConfigError);
+    bad = order;
+    bad[4] = bad[5];
+    CHECK_THROWS_WITH_AS(AdaptiveSoftmax("d", Hd, V, {3, 7}, 2.0f, rng, bad), doctest::Contains("a second time"), ConfigError);
 }

@@ -1,73 +1,51 @@
-// Writing a new recurrent cell: the MGU of mgu_cell.hpp is gradient-checked, then trained as a character-level
-// language model in place of the LSTM, then sampled.
-//   ./build/apps/custom_cell [DATA (../shared/data/tinyshakespeare)] [BATCHES (300)]
-#include <fmt/core.h>
+// A user's language-model program: the Minimal Gated Unit (Zhou et al., 2016) written with public tape ops and
+// registered as --model MGU, with the whole command line of xtgrad-lm (train, eval, generate, gradcheck):
+//   c++ -std=c++17 -O2 custom_cell.cpp $(pkg-config --cflags --libs xtgrad-lm) -o mylm
+//   ./mylm gradcheck --model MGU && ./mylm train --model MGU --data DIR --epochs 1
+#include <cmath>
 
-#include <xtgrad/apps/examples/mgu_cell.hpp>
-#include <xtgrad/apps/lm/generate.hpp>
-#include <xtgrad/apps/lm/lm.hpp>
-#include <xtgrad/layers/rnn_lm.hpp>
-#include <xtgrad/optim/clip.hpp>
-#include <xtgrad/optim/optimizer.hpp>
-#include <xtgrad/tape/gradcheck.hpp>
+#include <xtgrad/lm.hpp>
 
 using namespace xtgrad;
 
-int main(int argc, char** argv) try {
-    const std::string data = argc > 1 ? argv[1] : "../shared/data/tinyshakespeare";
-    const std::size_t batches = argc > 2 ? std::stoul(argv[2]) : 300;
-    const CellFactory mgu = [](const std::string& prefix, const std::string& suffix, std::size_t in, std::size_t H,
-                               Rng& rng) { return std::unique_ptr<Cell>(new MGUCell(prefix, suffix, in, H, rng)); };
-
-    // 1. Gradient check: two stacked MGU layers, 4 time steps, batch 2, against central differences.
-    Rng rng(1);
-    Recurrent small("mgu", mgu, 3, 4, 2, 0.0f, false, rng);
-    Parameter x("x", Array({4 * 2, 3}));
-    fill_uniform(x.value, rng, -1.0f, 1.0f);
-    Tape tape;
-    auto probe = [&](Tape& t) {
-        RecurrentState s;  // zeros
-        return random_projection(small(t.param(x), 2, s, rng, false), 7);
-    };
-    std::vector<Parameter*> checked = small.parameters();
-    checked.push_back(&x);
-    const GradcheckReport report = gradcheck(tape, probe, checked);
-    fmt::print("gradcheck: {}\n", report.summary());
-    if (!report.ok) return 1;
-
-    // 2. Train: the character-level model of xtgrad-lm, with the new cell instead of the LSTM.
-    const Corpus corpus = load_char_corpus(data);
-    LMConfig config;
-    config.vocab = corpus.vocab.size();
-    config.emsize = 64;
-    config.nhid = 256;
-    config.nlayers = 1;
-    config.dropout = 0.0f;
-    RNNLM model(config, rng, mgu);
-    Adam opt(model.parameters(), 3e-3);
-    const std::size_t B = 32, T = 64;
-    const Batched train = batchify(corpus.train, B);
-    RecurrentState hidden;
-    Ids in, tg;
-    for (std::size_t b = 0, row = 0; b < batches; ++b, row += T) {
-        if (row + T + 1 >= train.steps) row = 0, hidden = RecurrentState();
-        get_batch(train, row, T, in, tg);
-        tape.clear();
-        Var loss = cross_entropy(model(tape, in, B, hidden, rng, true), tg);
-        tape.backward(loss);
-        clip_grad_norm(model.parameters(), 1.0);
-        opt.step();
-        opt.zero_grad();
-        if (b % 50 == 0 || b + 1 == batches) fmt::print("batch {:4d}  loss {:.3f}\n", b, loss.value()(0, 0));
+//   f  = sigmoid(x W_f^T + b_f + h U_f^T)
+//   h~ = tanh(x W_h^T + b_h + (f * h) U_h^T)
+//   h' = (1 - f) * h + f * h~
+class MGUCell : public Cell {
+public:
+    MGUCell(const CellSpec& s, Rng& rng)
+        : W(s.name("weight_ih"), Array({2 * s.hidden, s.input})),  // [W_f; W_h]
+          b(s.name("bias_ih"), Array({1, 2 * s.hidden}), {2 * s.hidden}),
+          Uf(s.name("weight_hf"), Array({s.hidden, s.hidden})),
+          Uh(s.name("weight_hh"), Array({s.hidden, s.hidden})) {
+        const float k = 1.0f / std::sqrt(static_cast<float>(s.hidden));
+        for (Parameter* p : {&W, &b, &Uf, &Uh}) fill_uniform(p->value, rng, -k, k);
     }
-    fmt::print("valid loss {:.3f} (nats per character)\n", evaluate(model, batchify(corpus.valid, 10), T, 50));
 
-    // 3. Sample.
-    Sampler sampler(model, corpus.vocab, "char", 7, 0.8f, 0);
-    sampler.feed(encode_prompt("ROMEO:", corpus.vocab, "char"));
-    fmt::print("ROMEO:{}\n", sampler.generate(300));
-    return 0;
-} catch (const std::exception& e) {
-    fmt::print(stderr, "custom_cell: error: {}\n", e.what());
-    return 1;
+    std::size_t input_size() const override { return W.value.shape()[1]; }
+    std::size_t hidden_size() const override { return Uh.value.shape()[0]; }
+
+    // Both input projections of the whole window in one matrix product: (T*B x 2H).
+    Window project(Ctx& c, Var x) override { return {affine(x, c.tape.param(W), c.tape.param(b))}; }
+
+    StepOut step(const Step& at, Var x_t, const State& s) override {
+        Tape& t = at.tape();
+        const std::size_t H = hidden_size();
+        Var h = s[0];
+        Var f = sigmoid(cols(x_t, 0, H) + matmul_t(h, t.param(Uf)));
+        Var h_tilde = tanh(cols(x_t, H, 2 * H) + matmul_t(f * h, t.param(Uh)));
+        at.probe("f", f);
+        return State{h + f * (h_tilde - h)};  // = (1 - f) * h + f * h~
+    }
+
+    void collect(std::vector<Parameter*>& out) override { out.insert(out.end(), {&W, &b, &Uf, &Uh}); }
+
+    Parameter W, b, Uf, Uh;
+};
+
+int main(int argc, char** argv) {
+    Registry models = builtin_registry();
+    models.program = "mylm";
+    models.add_cell("MGU", cell_factory<MGUCell>(), "Minimal Gated Unit (Zhou et al., 2016)");
+    return run_lm(argc, argv, models);
 }

@@ -1,12 +1,15 @@
 #include <xtgrad/apps/lm/checkpoint.hpp>
 
-#include <cerrno>
-#include <cstdlib>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
 
 #include <fmt/core.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <xtgrad/lib/error.hpp>
-#include <xtgrad/lib/json.hpp>
 #include <xtgrad/lib/safetensors.hpp>
 
 namespace xtgrad {
@@ -14,63 +17,91 @@ namespace xtgrad {
 namespace {
 constexpr const char* kFormat = "xtgrad-lm/1";
 
-std::uint64_t get_u64(const StateDict& sd, const std::string& key, const std::string& path) {
-    const std::string& s = sd.get_string(key, path);
-    char* end = nullptr;
-    errno = 0;
-    const unsigned long long v = std::strtoull(s.c_str(), &end, 10);
-    if (s.empty() || *end != '\0' || errno == ERANGE || s[0] == '-')
-        throw FileError(fmt::format("{}: metadata '{}' = '{}' is not an unsigned integer", path, key, s));
-    return v;
+bool exists(const std::string& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0;
+}
+
+std::string stem(const std::string& save) {
+    const std::string ext = ".safetensors";
+    if (save.size() > ext.size() && save.compare(save.size() - ext.size(), ext.size(), ext) == 0)
+        return save.substr(0, save.size() - ext.size());
+    return save;
+}
+
+void put_model(StateDict& sd, const RNNLM& model, const Vocab& vocab, const std::string& level, const std::string& run_id) {
+    model.save_weights(sd);
+    save_config(model.config, sd);
+    sd.metadata["format"] = kFormat;
+    sd.metadata["level"] = level;
+    sd.metadata["vocab"] = nlohmann::json(vocab.tokens()).dump();
+    if (!run_id.empty()) sd.metadata["run_id"] = run_id;
+}
+
+Vocab read_vocab(const MetaReader& m) {
+    const nlohmann::json j = nlohmann::json::parse(m.text("vocab", 1u << 30), nullptr, false);
+    if (!j.is_array()) m.fail("vocab", "is not a JSON array of strings");
+    std::vector<std::string> tokens;
+    tokens.reserve(j.size());
+    for (const auto& t : j) {
+        if (!t.is_string()) m.fail("vocab", fmt::format("item {} is not a string", tokens.size()));
+        tokens.push_back(t.get<std::string>());
+    }
+    try {
+        return Vocab::from_tokens(tokens);
+    } catch (const ConfigError& e) {
+        m.fail("vocab", e.what());
+    }
 }
 }  // namespace
 
-void save_checkpoint(const std::string& path, const RNNLM& model, const Vocab& vocab, const std::string& level,
-                     const Optimizer* opt, const PlateauLR* plateau, const TrainProgress* progress,
-                     const RecurrentState* hidden) {
+std::string new_run_id() {
+    const auto t = static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+    Rng r(t ^ (static_cast<std::uint64_t>(::getpid()) << 32));
+    return fmt::format("{:016x}", r.next_u64());
+}
+
+std::string save_path_of_resume(const std::string& resume) {
+    const std::string ext = ".resume.safetensors";
+    if (resume.size() > ext.size() && resume.compare(resume.size() - ext.size(), ext.size(), ext) == 0)
+        return resume.substr(0, resume.size() - ext.size()) + ".safetensors";
+    return "";
+}
+
+void save_model(const std::string& path, const RNNLM& model, const Vocab& vocab, const std::string& level,
+                const std::string& run_id, const std::string& options_json) {
     StateDict sd;
-    model.save_weights(sd);
-    model.config.save(sd);
-    sd.metadata["format"] = kFormat;
-    sd.metadata["level"] = level;
-    sd.metadata["vocab"] = json::encode_strings(vocab.tokens());
-    if (progress) {
-        sd.metadata["resume"] = "1";
-        sd.put_int("epoch", static_cast<std::int64_t>(progress->epoch));
-        sd.put_int("batch", static_cast<std::int64_t>(progress->batch));
-        sd.put_int("total_batches", static_cast<std::int64_t>(progress->total_batches));
-        sd.metadata["seed"] = fmt::format("{}", progress->seed);
-        for (int k = 0; k < 4; ++k) sd.metadata[fmt::format("rng.{}", k)] = fmt::format("{}", progress->rng[k]);
-        if (opt) opt->save_state(sd);
-        if (plateau) plateau->save_state(sd);
-        if (hidden)
-            for (std::size_t k = 0; k < hidden->cells.size(); ++k) {
-                sd.put(fmt::format("state.h.{}", k), hidden->cells[k].h);
-                if (hidden->cells[k].c.size()) sd.put(fmt::format("state.c.{}", k), hidden->cells[k].c);
-            }
-    }
+    put_model(sd, model, vocab, level, run_id);
+    if (!options_json.empty()) sd.metadata["options"] = options_json;
     save_safetensors(path, sd);
 }
 
-LoadedModel load_model(const std::string& path, const Corpus* vocab_from, const std::string& model_hint) {
+LoadedModel load_model(const std::string& path, const Registry& registry, const Corpus* vocab_from,
+                       const std::string& cell_hint) {
     LoadedModel m;
     m.sd = load_safetensors(path);
+    const MetaReader meta(m.sd, path);
     LMConfig config;
-    if (m.sd.has_meta("format")) {
-        if (m.sd.metadata.at("format") != kFormat)
-            throw FileError(fmt::format("{}: unknown checkpoint format '{}' (this program writes {})", path,
-                                        m.sd.metadata.at("format"), kFormat));
-        config = LMConfig::load(m.sd, path);
-        if (!model_hint.empty() && model_hint != config.model)
-            throw FileError(fmt::format("{}: the checkpoint holds a {} model, but --model {} was given", path, config.model,
-                                        model_hint));
-        m.vocab = Vocab::from_tokens(json::decode_strings(m.sd.get_string("vocab", path), path + ": metadata 'vocab'"));
-        m.level = m.sd.get_string("level", path);
+    if (meta.has("format")) {
+        if (meta.text("format", 64) != kFormat)
+            meta.fail("format", fmt::format("= '{}' is not a format this program reads ({})", meta.text("format", 64), kFormat));
+        config = load_config(m.sd, path);
+        if (!registry.knows(config.cell))
+            throw FileError(fmt::format("{}: the model was trained with the cell '{}', which {} does not know (it knows "
+                                        "{}); use the program that registered '{}'", path, config.cell, registry.program,
+                                        fmt::join(registry.names(), ", "), config.cell));
+        if (!cell_hint.empty() && cell_hint != config.cell)
+            throw FileError(fmt::format("{}: the checkpoint holds a {} model, but --model {} was given", path, config.cell,
+                                        cell_hint));
+        m.vocab = read_vocab(meta);
+        m.level = meta.text("level", 8);
+        if (m.level != "word" && m.level != "char") meta.fail("level", fmt::format("= '{}' is not word or char", m.level));
         if (m.vocab.size() != config.vocab)
             throw FileError(fmt::format("{}: vocabulary has {} tokens but the model {}", path, m.vocab.size(), config.vocab));
     } else {
         m.from_pytorch = true;
-        config = LMConfig::infer(m.sd, model_hint, path);
+        config = infer_pytorch_config(m.sd, cell_hint, path);
+        registry.check(config.cell);
         if (!vocab_from)
             throw FileError(fmt::format("{}: a plain state dict without xtgrad metadata: pass --data DIR to rebuild its "
                                         "vocabulary", path));
@@ -81,29 +112,92 @@ LoadedModel load_model(const std::string& path, const Corpus* vocab_from, const 
                                         config.vocab, m.vocab.size()));
     }
     Rng rng(0);
-    m.model = std::make_unique<RNNLM>(config, rng);
+    m.model = registry.build(config, rng);
     m.model->load_weights(m.sd, path);
     return m;
 }
 
-ResumeState load_resume_state(const StateDict& sd, const RNNLM& model, std::size_t batch, const std::string& path) {
-    if (!sd.has_meta("resume"))
+ResumePoint read_resume_point(const std::string& path) {
+    ResumePoint r;
+    r.sd = load_safetensors(path);
+    const MetaReader m(r.sd, path);
+    if (!m.has("resume"))
         throw FileError(fmt::format("{}: holds weights only (a --save file?), not a training state to resume", path));
-    ResumeState r;
-    r.sd = sd;
+    r.options = train_options_from_json(m.text("options"), path);
     TrainProgress& p = r.progress;
-    p.epoch = static_cast<std::size_t>(sd.get_int("epoch", path));
-    p.batch = static_cast<std::size_t>(sd.get_int("batch", path));
-    p.total_batches = static_cast<std::size_t>(sd.get_int("total_batches", path));
-    p.seed = get_u64(sd, "seed", path);
-    for (int k = 0; k < 4; ++k) p.rng[k] = get_u64(sd, fmt::format("rng.{}", k), path);
-    r.optimizer = sd.get_string("optim.name", path);
-    r.hidden = model.rnn.zero_state(batch);
-    for (std::size_t k = 0; k < r.hidden.cells.size(); ++k) {
-        sd.load_into(fmt::format("state.h.{}", k), r.hidden.cells[k].h, path);
-        if (r.hidden.cells[k].c.size()) sd.load_into(fmt::format("state.c.{}", k), r.hidden.cells[k].c, path);
-    }
+    p.epoch = m.count("epoch", 1, 1u << 30);
+    p.batch = m.count("batch", 0, 1ull << 40);
+    p.position = m.count("position", 0, 1ull << 40);
+    p.total_batches = m.count("total_batches", 0, 1ull << 50);
+    for (int k = 0; k < 4; ++k) p.rng[k] = m.count(fmt::format("rng.{}", k), 0, ~0ull);
+    p.run_id = m.text("run_id", 64);
+    p.best_written = m.flag("best_written");
     return r;
+}
+
+RecurrentState read_hidden_state(const StateDict& sd, const RNNLM& model, std::size_t batch, const std::string& path) {
+    RecurrentState h = model.zero_state(batch);
+    const std::vector<StatePart>& parts = model.rnn.state_parts();
+    for (std::size_t k = 0; k < h.cells.size(); ++k)
+        for (std::size_t p = 0; p < parts.size(); ++p)
+            sd.load_into(fmt::format("state.{}.{}", parts[p].name, k), h.cells[k][p], path);
+    return h;
+}
+
+Checkpointer::Checkpointer(const std::string& save)
+    : best_(save), resume_(stem(save) + ".resume.safetensors"), metrics_(stem(save) + ".metrics.jsonl") {}
+
+void Checkpointer::check_owned(const std::string& run_id) const {
+    for (const std::string& f : {best_, resume_}) {
+        if (!exists(f)) continue;
+        std::string owner;
+        try {
+            const StateDict sd = load_safetensors(f);
+            if (sd.has_meta("run_id")) owner = sd.metadata.at("run_id");
+        } catch (const Error&) {
+        }
+        if (run_id.empty() || owner != run_id)
+            throw ConfigError(fmt::format("{} exists and belongs to {}: it would be overwritten. Pass --save with "
+                                          "another name, or remove the file", f,
+                                          owner.empty() ? "no run of this program" : "another run (" + owner + ")"));
+    }
+    if (run_id.empty() && exists(metrics_))
+        throw ConfigError(fmt::format("{} exists (another run's metrics): pass --save with another name, or remove it",
+                                      metrics_));
+}
+
+void Checkpointer::save_best(const RNNLM& model, const Vocab& vocab, const std::string& level, const std::string& run_id,
+                             const std::string& options_json) const {
+    save_model(best_, model, vocab, level, run_id, options_json);
+}
+
+void Checkpointer::save_resume(const RNNLM& model, const Vocab& vocab, const std::string& level,
+                               const TrainOptions& options, const Optimizer& opt, const LRSchedule& schedule,
+                               const TrainProgress& p, const RecurrentState& hidden) const {
+    StateDict sd;
+    put_model(sd, model, vocab, level, p.run_id);
+    sd.metadata["resume"] = "1";
+    sd.metadata["options"] = train_options_to_json(options);
+    sd.put_int("epoch", static_cast<std::int64_t>(p.epoch));
+    sd.put_int("batch", static_cast<std::int64_t>(p.batch));
+    sd.put_int("position", static_cast<std::int64_t>(p.position));
+    sd.put_int("total_batches", static_cast<std::int64_t>(p.total_batches));
+    sd.put_int("best_written", p.best_written);
+    for (int k = 0; k < 4; ++k) sd.metadata[fmt::format("rng.{}", k)] = fmt::format("{}", p.rng[k]);
+    opt.save_state(sd);
+    schedule.save_state(sd, "schedule.");
+    const std::vector<StatePart>& parts = model.rnn.state_parts();
+    for (std::size_t k = 0; k < hidden.cells.size(); ++k)
+        for (std::size_t q = 0; q < parts.size(); ++q)
+            sd.put(fmt::format("state.{}.{}", parts[q].name, k), hidden.cells[k][q]);
+    save_safetensors(resume_, sd);
+}
+
+std::vector<std::string> Checkpointer::existing() const {
+    std::vector<std::string> v;
+    for (const std::string& f : {best_, resume_})
+        if (exists(f)) v.push_back(f);
+    return v;
 }
 
 }  // namespace xtgrad

@@ -43,14 +43,17 @@ Sampler::Sampler(RNNLM& model, const Vocab& vocab, std::string level, std::uint6
 }
 
 void Sampler::reset() {
-    hidden_ = model_.rnn.zero_state(1);
+    hidden_ = model_.zero_state(1);
     have_logits_ = false;
 }
 
 void Sampler::feed(const Ids& ids) {
     if (ids.empty()) return;
     tape_.clear();
-    const Array v = model_.log_probs(tape_, ids, 1, hidden_);
+    Ctx c{tape_, unused_, false};
+    const RecurrentOutput f = model_.features(c, ids, 1, hidden_);
+    const Array v = model_.log_probs(c, f.y);
+    hidden_.assign(f);
     const std::size_t V = v.shape()[1];
     last_.assign(v.data() + (ids.size() - 1) * V, v.data() + ids.size() * V);
     have_logits_ = true;

@@ -4,8 +4,8 @@
 #include <string>
 #include <vector>
 
-#include <xtgrad/layers/rnn_lm.hpp>
-#include <xtgrad/lib/corpus.hpp>
+#include <xtgrad/apps/lm/data.hpp>
+#include <xtgrad/apps/lm/model.hpp>
 
 namespace xtgrad {
 
@@ -34,6 +34,7 @@ private:
     float temperature_;
     std::size_t top_k_;
     Tape tape_;
+    Rng unused_{0};  // the forward context's generator: sampling runs without dropout
     RecurrentState hidden_;
     std::vector<float> last_;
     std::vector<std::int32_t> order_;

@@ -17,8 +17,7 @@
 #include <cblas.h>
 #include <fmt/core.h>
 
-#include <xtgrad/apps/lm/lm.hpp>
-#include <xtgrad/layers/rnn_lm.hpp>
+#include <xtgrad/lm.hpp>
 #include <xtgrad/lib/blas.hpp>
 #include <xtgrad/optim/clip.hpp>
 #include <xtgrad/optim/optimizer.hpp>
@@ -136,7 +135,7 @@ int run_child(const Config& c, const std::string& data) {
     const std::size_t B = c.eval ? 10 : 20, T = 35;
     const Batched batched = batchify(c.eval ? corpus.valid : corpus.train, B);
     LMConfig cfg;
-    cfg.model = c.model;
+    cfg.cell = c.model;
     cfg.vocab = corpus.vocab.size();
     cfg.emsize = cfg.nhid = c.size;
     cfg.dropout = c.dropout;
@@ -145,7 +144,7 @@ int run_child(const Config& c, const std::string& data) {
         cfg.order = frequency_order(corpus.train, cfg.vocab);
     }
     Rng rng(1111);
-    RNNLM model(cfg, rng);
+    RNNLM model(cfg, builtin_cell(parse_cell_type(c.model)), rng);
     std::vector<Parameter*> params = model.parameters();
     SGD opt(params, 20.0);
     Tape tape;
@@ -165,9 +164,15 @@ int run_child(const Config& c, const std::string& data) {
         tape.clear();
         if (c.eval) {
             NoGrad ng(tape);
-            model.loss(tape, in, tg, B, hidden, rng, false);
+            Ctx ctx{tape, rng, false};
+            const RecurrentOutput f = model.features(ctx, in, B, hidden);
+            model.loss(ctx, f.y, tg);
+            hidden.assign(f);
         } else {
-            Var loss = model.loss(tape, in, tg, B, hidden, rng, true);
+            Ctx ctx{tape, rng, true};
+            const RecurrentOutput f = model.features(ctx, in, B, hidden);
+            Var loss = model.loss(ctx, f.y, tg);
+            hidden.assign(f);
             tape.backward(loss);
             const double a = now();
             clip_grad_norm(params, 0.25);

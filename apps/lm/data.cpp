@@ -1,10 +1,14 @@
-#include <xtgrad/lib/corpus.hpp>
+#include <xtgrad/apps/lm/data.hpp>
 
 #include <sys/stat.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdlib>
 
 #include <fmt/core.h>
+#include <fmt/format.h>
 
 #include <xtgrad/lib/error.hpp>
 #include <xtgrad/lib/safetensors.hpp>
@@ -33,9 +37,12 @@ const std::string& Vocab::token(std::int32_t id) const {
 
 Vocab Vocab::from_tokens(const std::vector<std::string>& tokens) {
     Vocab v;
-    for (const std::string& t : tokens)
-        if (static_cast<std::size_t>(v.add(t)) + 1 != v.size())
-            throw ConfigError(fmt::format("vocabulary: token '{}' appears twice", t));
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+        if (v.find(tokens[i]) >= 0)
+            throw ConfigError(fmt::format("vocabulary: token '{}' appears twice (at {} and {})", tokens[i],
+                                          v.find(tokens[i]), i));
+        v.add(tokens[i]);
+    }
     return v;
 }
 
@@ -228,6 +235,35 @@ std::size_t get_batch(const Batched& src, std::size_t i, std::size_t bptt, Ids& 
     targets.assign(src.data.begin() + static_cast<long>((i + 1) * src.batch),
                    src.data.begin() + static_cast<long>((i + 1 + n) * src.batch));
     return n;
+}
+
+std::string find_data(const std::string& given, const std::string& name) {
+    if (!given.empty()) return given;
+    std::vector<std::string> candidates = {"../shared/data/" + name};
+    if (const char* env = std::getenv("XTGRAD_DATA")) candidates.insert(candidates.begin(), std::string(env) + "/" + name);
+    char exe[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        std::string dir(exe, static_cast<std::size_t>(n));
+        dir = dir.substr(0, dir.find_last_of('/'));
+        candidates.push_back(dir + "/../../../shared/data/" + name);  // build/apps/xtgrad-lm next to ../shared
+        candidates.push_back(dir + "/../../shared/data/" + name);     // PREFIX/bin/xtgrad-lm with PREFIX next to shared
+        candidates.push_back(dir + "/../share/xtgrad/data/" + name);  // data installed with the program
+    }
+    for (const std::string& c : candidates)
+        if (is_dir(c)) return c;
+    throw ConfigError(fmt::format(
+        "no --data given and {} was not found (looked in {}; or set XTGRAD_DATA to the folder holding {}).\n"
+        "Get WikiText-2 (the tokenised version with <unk>, as in the PyTorch word_language_model example: "
+        "word_language_model/data/wikitext-2/{{train,valid,test}}.txt of the pytorch/examples repository) or Tiny "
+        "Shakespeare (karpathy/char-rnn data/tinyshakespeare/input.txt) and pass --data DIR",
+        name, fmt::join(candidates, ", "), name));
+}
+
+Corpus load_corpus(const std::string& data, const std::string& level) {
+    if (level == "word") return load_word_corpus(data);
+    if (level == "char") return load_char_corpus(data);
+    throw ConfigError(fmt::format("--level must be word or char, got '{}'", level));
 }
 
 }  // namespace xtgrad

@@ -1,4 +1,5 @@
-// Corpora and vocabularies with the PyTorch word-language-model conventions, and the example's batching.
+// The language-model app's data: corpora and vocabularies with the PyTorch word-language-model conventions,
+// the example's batching, and where the data is found.
 #pragma once
 
 #include <string>
@@ -67,5 +68,13 @@ Batched batchify(const Ids& ids, std::size_t batch);
 // The example's get_batch at row i: inputs rows [i, i + n), targets rows [i + 1, i + 1 + n) with
 // n = min(bptt, steps - 1 - i); both flattened time-major. Returns n.
 std::size_t get_batch(const Batched& src, std::size_t i, std::size_t bptt, Ids& inputs, Ids& targets);
+
+// The data directory: `given` when not empty, else ../shared/data/<name> next to the working directory or the
+// program (in the source tree, or installed under PREFIX with the data beside PREFIX). Throws ConfigError saying
+// how to get the data when nothing is found.
+std::string find_data(const std::string& given, const std::string& name);
+
+// Loads a corpus at a level ("word" or "char"); throws ConfigError for another level.
+Corpus load_corpus(const std::string& data, const std::string& level);
 
 }  // namespace xtgrad

@@ -1,0 +1,205 @@
+#include <xtgrad/apps/lm/config.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+
+#include <fmt/core.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <xtgrad/lib/error.hpp>
+
+namespace xtgrad {
+
+void LMConfig::validate() const {
+    if (cell.empty() || cell.size() > Limits::name_length)
+        throw ConfigError(fmt::format("--model must be a name of 1 to {} characters", Limits::name_length));
+    if (vocab == 0) throw ConfigError("model: the vocabulary is empty");
+    if (vocab > Limits::vocab) throw ConfigError(fmt::format("model: {} tokens is more than the {} supported", vocab, Limits::vocab));
+    if (emsize == 0 || emsize > Limits::width) throw ConfigError(fmt::format("--emsize must be in [1, {}], got {}", Limits::width, emsize));
+    if (nhid == 0 || nhid > Limits::width) throw ConfigError(fmt::format("--nhid must be in [1, {}], got {}", Limits::width, nhid));
+    if (nlayers == 0 || nlayers > Limits::layers)
+        throw ConfigError(fmt::format("--nlayers must be in [1, {}], got {}", Limits::layers, nlayers));
+    if (!(dropout >= 0.0f && dropout < 1.0f)) throw ConfigError(fmt::format("--dropout must be in [0, 1), got {}", dropout));
+    if (!(weight_drop >= 0.0f && weight_drop < 1.0f))
+        throw ConfigError(fmt::format("--weight-drop must be in [0, 1), got {}", weight_drop));
+    if (tied && emsize != nhid)
+        throw ConfigError(fmt::format("--tied needs --emsize == --nhid (got {} and {})", emsize, nhid));
+    if (tied && !cutoffs.empty()) throw ConfigError("--tied and --adaptive-softmax exclude each other");
+    if (cutoffs.size() > Limits::clusters)
+        throw ConfigError(fmt::format("--cutoffs: at most {} clusters, got {}", Limits::clusters, cutoffs.size()));
+    for (std::size_t i = 0; i < cutoffs.size(); ++i)
+        if (cutoffs[i] == 0 || (i > 0 && cutoffs[i] <= cutoffs[i - 1]) || (vocab > 1 && cutoffs[i] >= vocab))
+            throw ConfigError(fmt::format("--cutoffs [{}] must increase strictly, start above 0 and stay below the "
+                                          "vocabulary size {}", fmt::join(cutoffs, ", "), vocab));
+    if (!cutoffs.empty() && !(div_value >= 1.0f && div_value <= 1e3f))
+        throw ConfigError(fmt::format("--div-value must be in [1, 1000], got {}", div_value));
+    if (cell_options.all().size() > Limits::cell_options)
+        throw ConfigError(fmt::format("at most {} --cell-option settings", Limits::cell_options));
+}
+
+std::string LMConfig::describe() const {
+    return fmt::format("{} {}x{}, emsize {}, vocab {}, dropout {}{}{}{}", cell, nlayers, nhid, emsize, vocab, dropout,
+                       tied ? ", tied" : "", weight_drop > 0 ? fmt::format(", weight drop {}", weight_drop) : "",
+                       cutoffs.empty() ? "" : fmt::format(", adaptive softmax [{}]", fmt::join(cutoffs, ", ")));
+}
+
+void save_config(const LMConfig& c, StateDict& sd) {
+    sd.metadata["model"] = c.cell;
+    sd.put_int("vocab_size", static_cast<std::int64_t>(c.vocab));
+    sd.put_int("emsize", static_cast<std::int64_t>(c.emsize));
+    sd.put_int("nhid", static_cast<std::int64_t>(c.nhid));
+    sd.put_int("nlayers", static_cast<std::int64_t>(c.nlayers));
+    sd.put_double("dropout", c.dropout);
+    sd.put_int("tied", c.tied);
+    if (c.weight_drop > 0.0f) sd.put_double("weight_drop", c.weight_drop);
+    if (!c.cell_options.all().empty()) sd.metadata["cell_options"] = nlohmann::json(c.cell_options.all()).dump();
+    if (!c.cutoffs.empty()) {
+        sd.metadata["cutoffs"] = fmt::format("{}", fmt::join(c.cutoffs, ","));
+        sd.put_double("div_value", c.div_value);
+        sd.metadata["order"] = fmt::format("{}", fmt::join(c.order, ","));
+    }
+}
+
+// ---- MetaReader
+
+void MetaReader::fail(const std::string& key, const std::string& what) const {
+    throw FileError(fmt::format("{}: metadata '{}' {}", ctx_, key, what));
+}
+
+std::string MetaReader::text(const std::string& key, std::size_t max_length) const {
+    if (!sd_.has_meta(key)) fail(key, "is missing");
+    const std::string& s = sd_.metadata.at(key);
+    if (s.size() > max_length) fail(key, fmt::format("is {} bytes long, more than the {} allowed", s.size(), max_length));
+    return s;
+}
+
+namespace {
+// Strict decimal: digits only (no sign, no spaces), no overflow.
+bool parse_u64(const std::string& s, std::uint64_t& v) {
+    if (s.empty() || s.size() > 20 || !std::all_of(s.begin(), s.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+        return false;
+    errno = 0;
+    char* end = nullptr;
+    v = std::strtoull(s.c_str(), &end, 10);
+    return errno != ERANGE && *end == '\0';
+}
+}  // namespace
+
+std::uint64_t MetaReader::count(const std::string& key, std::uint64_t lo, std::uint64_t hi) const {
+    const std::string s = text(key, 32);
+    std::uint64_t v = 0;
+    if (!parse_u64(s, v)) fail(key, fmt::format("= '{}' is not a whole number", s));
+    if (v < lo || v > hi) fail(key, fmt::format("= {} is outside [{}, {}]", v, lo, hi));
+    return v;
+}
+
+double MetaReader::real(const std::string& key, double lo, double hi) const {
+    const std::string s = text(key, 64);
+    char* end = nullptr;
+    const double v = std::strtod(s.c_str(), &end);
+    if (s.empty() || *end != '\0' || !std::isfinite(v)) fail(key, fmt::format("= '{}' is not a finite number", s));
+    if (v < lo || v > hi) fail(key, fmt::format("= {} is outside [{}, {}]", v, lo, hi));
+    return v;
+}
+
+bool MetaReader::flag(const std::string& key) const { return count(key, 0, 1) == 1; }
+
+std::vector<std::uint64_t> MetaReader::list(const std::string& key, std::uint64_t lo, std::uint64_t hi,
+                                            std::size_t max_items) const {
+    const std::string s = text(key, max_items * 21);
+    std::vector<std::uint64_t> out;
+    if (s.empty()) return out;
+    std::size_t pos = 0;
+    while (true) {
+        const std::size_t next = std::min(s.find(',', pos), s.size());
+        std::uint64_t v = 0;
+        const std::string item = s.substr(pos, next - pos);
+        if (!parse_u64(item, v)) fail(key, fmt::format("item {} ('{}') is not a whole number", out.size(), item));
+        if (v < lo || v > hi) fail(key, fmt::format("item {} = {} is outside [{}, {}]", out.size(), v, lo, hi));
+        if (out.size() == max_items) fail(key, fmt::format("has more than {} items", max_items));
+        out.push_back(v);
+        if (next == s.size()) break;
+        pos = next + 1;
+    }
+    return out;
+}
+
+LMConfig load_config(const StateDict& sd, const std::string& ctx) {
+    const MetaReader m(sd, ctx);
+    LMConfig c;
+    c.cell = m.text("model", Limits::name_length);
+    c.vocab = m.count("vocab_size", 1, Limits::vocab);
+    c.emsize = m.count("emsize", 1, Limits::width);
+    c.nhid = m.count("nhid", 1, Limits::width);
+    c.nlayers = m.count("nlayers", 1, Limits::layers);
+    c.dropout = static_cast<float>(m.real("dropout", 0.0, 0.999999));
+    c.tied = m.flag("tied");
+    if (m.has("weight_drop")) c.weight_drop = static_cast<float>(m.real("weight_drop", 0.0, 0.999999));
+    if (m.has("cell_options")) {
+        const std::string s = m.text("cell_options", 1u << 16);
+        const nlohmann::json j = nlohmann::json::parse(s, nullptr, false);
+        if (!j.is_object() || j.size() > Limits::cell_options) m.fail("cell_options", "is not a JSON object of strings");
+        for (const auto& kv : j.items()) {
+            if (!kv.value().is_string()) m.fail("cell_options", fmt::format("'{}' is not a string", kv.key()));
+            c.cell_options.set(kv.key(), kv.value().get<std::string>());
+        }
+    }
+    if (m.has("cutoffs")) {
+        for (std::uint64_t v : m.list("cutoffs", 1, c.vocab - 1, Limits::clusters)) c.cutoffs.push_back(v);
+        c.div_value = static_cast<float>(m.real("div_value", 1.0, 1e3));
+        const std::vector<std::uint64_t> order = m.list("order", 0, c.vocab - 1, c.vocab);
+        if (order.size() != c.vocab) m.fail("order", fmt::format("has {} entries for {} tokens", order.size(), c.vocab));
+        std::vector<bool> seen(c.vocab, false);
+        for (std::size_t id = 0; id < order.size(); ++id) {
+            if (seen[order[id]]) m.fail("order", fmt::format("is not a permutation: rank {} appears twice", order[id]));
+            seen[order[id]] = true;
+            c.order.push_back(static_cast<std::int32_t>(order[id]));
+        }
+    }
+    try {
+        c.validate();
+    } catch (const ConfigError& e) {
+        throw FileError(fmt::format("{}: bad model settings: {}", ctx, e.what()));
+    }
+    return c;
+}
+
+LMConfig infer_pytorch_config(const StateDict& sd, const std::string& cell_hint, const std::string& ctx) {
+    LMConfig c;
+    const auto& enc = sd.get("encoder.weight", ctx);
+    const auto& wih = sd.get("rnn.weight_ih_l0", ctx);
+    const auto& whh = sd.get("rnn.weight_hh_l0", ctx);
+    if (enc.shape.size() != 2 || wih.shape.size() != 2 || whh.shape.size() != 2)
+        throw FileError(fmt::format("{}: encoder.weight and rnn.weight_*_l0 must be matrices", ctx));
+    c.vocab = enc.shape[0];
+    c.emsize = enc.shape[1];
+    c.nhid = whh.shape[1];
+    if (c.nhid == 0 || whh.shape[0] % c.nhid != 0)
+        throw FileError(fmt::format("{}: rnn.weight_hh_l0 has shape {}, not (gates*H x H)", ctx, shape_str(whh.shape)));
+    const std::size_t gates = whh.shape[0] / c.nhid;
+    if (gates == 4) c.cell = "LSTM";
+    else if (gates == 3) c.cell = "GRU";
+    else if (gates == 1) c.cell = cell_hint == "RNN_RELU" ? "RNN_RELU" : "RNN_TANH";
+    else throw FileError(fmt::format("{}: rnn.weight_hh_l0 has {} gates; expected 4 (LSTM), 3 (GRU) or 1 (RNN)", ctx, gates));
+    if (!cell_hint.empty() && cell_hint != c.cell)
+        throw FileError(fmt::format("{}: the weights are of a {} model, but --model {} was given", ctx, c.cell, cell_hint));
+    c.nlayers = 0;
+    while (c.nlayers <= Limits::layers && sd.tensors.count(fmt::format("rnn.weight_ih_l{}", c.nlayers))) ++c.nlayers;
+    const auto& dec = sd.get("decoder.weight", ctx);
+    c.tied = dec.value == enc.value;
+    if (wih.shape[1] != c.emsize)
+        throw FileError(fmt::format("{}: rnn.weight_ih_l0 takes {} features but encoder.weight gives {}", ctx, wih.shape[1],
+                                    c.emsize));
+    c.dropout = 0.0f;  // irrelevant for evaluation and sampling
+    try {
+        c.validate();
+    } catch (const ConfigError& e) {
+        throw FileError(fmt::format("{}: bad model settings: {}", ctx, e.what()));
+    }
+    return c;
+}
+
+}  // namespace xtgrad

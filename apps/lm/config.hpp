@@ -1,0 +1,81 @@
+// The architecture of a language model, its limits, and how it is written into and read from checkpoints.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <xtgrad/layers/cell.hpp>
+#include <xtgrad/lib/state_dict.hpp>
+
+namespace xtgrad {
+
+// The largest settings a model may have, on the command line and in a checkpoint alike.
+struct Limits {
+    static constexpr std::size_t vocab = 1u << 24;      // tokens
+    static constexpr std::size_t width = 1u << 16;      // emsize, nhid
+    static constexpr std::size_t layers = 64;           // nlayers
+    static constexpr std::size_t clusters = 16;         // adaptive-softmax cut-offs
+    static constexpr std::size_t cell_options = 64;     // --cell-option entries
+    static constexpr std::size_t name_length = 64;      // registered cell names
+};
+
+// The architecture of a language model: PyTorch's RNNModel (embedding, dropout, a stacked recurrent layer of a
+// registered cell, dropout, decoder), with the adaptive softmax and AWD-LSTM's regularisers as options.
+struct LMConfig {
+    std::string cell = "LSTM";  // the registered cell (or model) name: LSTM, GRU, RNN_TANH, RNN_RELU or a user's
+    std::size_t vocab = 0, emsize = 200, nhid = 200, nlayers = 2;
+    float dropout = 0.2f;       // on the embedding output, between layers and on the top output
+    bool tied = false;          // the decoder uses the embedding table as its weight
+    std::vector<std::size_t> cutoffs;  // adaptive softmax cluster boundaries (empty: full softmax)
+    float div_value = 4.0f;            // adaptive softmax: cluster i projects to nhid / div^(i+1) features
+    std::vector<std::int32_t> order;   // adaptive softmax: token id -> frequency rank (a permutation)
+    float weight_drop = 0.0f;          // DropConnect on the hidden-to-hidden weights (cells that support it)
+    CellOptions cell_options;          // options for the cell (`--cell-option name=value`)
+
+    // Throws ConfigError naming the first setting out of range (by its flag name).
+    void validate() const;
+    // "LSTM 2x200, emsize 200, vocab 33278, dropout 0.2"
+    std::string describe() const;
+};
+
+// Writes the settings as checkpoint metadata ("model", "emsize", ...).
+void save_config(const LMConfig& c, StateDict& sd);
+
+// Reads the settings back through one checked reader: every value parsed strictly and checked against Limits
+// and the architecture (the order a permutation, cut-offs increasing and inside the vocabulary). Throws
+// FileError naming `context` (the file), the key and what is wrong.
+LMConfig load_config(const StateDict& sd, const std::string& context);
+
+// Infers the architecture of a plain PyTorch state dict (the word-language-model example's names) from its
+// tensor names and shapes; `cell_hint` settles RNN_TANH vs RNN_RELU. Built-in cells only. Throws FileError
+// naming what is missing or inconsistent.
+LMConfig infer_pytorch_config(const StateDict& sd, const std::string& cell_hint, const std::string& context);
+
+// Reads checkpoint metadata with every value checked: the one way the app reads what a file claims.
+class MetaReader {
+public:
+    MetaReader(const StateDict& sd, std::string context) : sd_(sd), ctx_(std::move(context)) {}
+    // Whether the key is present.
+    bool has(const std::string& key) const { return sd_.has_meta(key); }
+    // A string of at most max_length bytes.
+    std::string text(const std::string& key, std::size_t max_length = 1u << 20) const;
+    // An integer in [lo, hi].
+    std::uint64_t count(const std::string& key, std::uint64_t lo, std::uint64_t hi) const;
+    // A finite number in [lo, hi].
+    double real(const std::string& key, double lo, double hi) const;
+    // 0 or 1.
+    bool flag(const std::string& key) const;
+    // A comma-separated list of integers in [lo, hi], at most max_items.
+    std::vector<std::uint64_t> list(const std::string& key, std::uint64_t lo, std::uint64_t hi,
+                                    std::size_t max_items) const;
+    // Throws FileError "<context>: metadata '<key>' ...".
+    [[noreturn]] void fail(const std::string& key, const std::string& what) const;
+    const std::string& context() const { return ctx_; }
+
+private:
+    const StateDict& sd_;
+    std::string ctx_;
+};
+
+}  // namespace xtgrad

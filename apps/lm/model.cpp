@@ -1,0 +1,87 @@
+#include <xtgrad/apps/lm/model.hpp>
+
+#include <fmt/core.h>
+
+#include <xtgrad/lib/error.hpp>
+
+namespace xtgrad {
+
+namespace {
+const LMConfig& validated(const LMConfig& c) {
+    c.validate();
+    return c;
+}
+}  // namespace
+
+RNNLM::RNNLM(const LMConfig& c, const CellFactory& cell, Rng& rng)
+    : config(validated(c)),
+      encoder("encoder", c.vocab, c.emsize, rng),
+      rnn("rnn", cell, c.emsize, c.nhid, c.nlayers, c.nlayers > 1 ? c.dropout : 0.0f, false, rng, c.weight_drop,
+          c.cell_options),
+      decoder("decoder", rnn.output_size(), c.cutoffs.empty() ? c.vocab : 0, rng),  // empty with the adaptive softmax
+      drop(c.dropout) {
+    fill_uniform(encoder.weight.value, rng, -0.1f, 0.1f);
+    fill_uniform(decoder.weight.value, rng, -0.1f, 0.1f);
+    decoder.bias.value.fill(0.0f);
+    if (c.tied) decoder.tie_weight(encoder.weight);
+    if (!c.cutoffs.empty())
+        adaptive = std::make_unique<AdaptiveSoftmax>("decoder", rnn.output_size(), c.vocab, c.cutoffs, c.div_value, rng,
+                                                     c.order);
+}
+
+RecurrentState RNNLM::zero_state(std::size_t batch) const { return rnn.zero_state(batch); }
+
+RecurrentOutput RNNLM::features(Ctx& c, const Ids& ids, std::size_t batch, const RecurrentState& state) {
+    Var emb = drop(c, encoder(c, ids));
+    RecurrentOutput out = rnn(c, emb, batch, state);
+    out.y = drop(c, out.y);
+    return out;
+}
+
+Var RNNLM::logits(Var h) {
+    if (adaptive) throw ConfigError("RNNLM: an adaptive-softmax model has no logit matrix; use loss() or log_probs()");
+    return decoder(h);
+}
+
+Var RNNLM::loss(Ctx& c, Var h, const Ids& targets, Reduction reduction) {
+    (void)c;
+    return adaptive ? adaptive->loss(h, targets, reduction) : cross_entropy(decoder(h), targets, reduction);
+}
+
+Array RNNLM::log_probs(Ctx& c, Var h) {
+    return adaptive ? adaptive->log_prob(c.tape, h) : log_softmax(decoder(h)).value();
+}
+
+void RNNLM::collect(std::vector<Parameter*>& out) {
+    encoder.collect(out);
+    rnn.collect(out);
+    if (adaptive) adaptive->collect(out);
+    else decoder.collect(out);
+}
+
+void RNNLM::save_weights(StateDict& sd) const {
+    for (const Parameter* p : parameters()) sd.put(p->name, p->value, p->export_shape);
+    if (config.tied) sd.put("decoder.weight", encoder.weight.value);
+}
+
+void RNNLM::load_weights(const StateDict& sd, const std::string& ctx) {
+    std::vector<Parameter*> params = parameters();
+    for (Parameter* p : params) {
+        const StateDict::Entry& e = sd.get(p->name, ctx);
+        const std::vector<std::size_t> want =
+            p->export_shape.empty() ? std::vector<std::size_t>{p->value.shape()[0], p->value.shape()[1]} : p->export_shape;
+        if (e.shape != want)
+            throw FileError(fmt::format("{}: tensor '{}' has shape {}, this {} model needs {}", ctx, p->name,
+                                        shape_str(e.shape), config.describe(), shape_str(want)));
+    }
+    for (const auto& kv : sd.tensors) {
+        const std::string& name = kv.first;
+        if (name.rfind("optim.", 0) == 0 || name.rfind("state.", 0) == 0) continue;
+        if (name == "decoder.weight" && config.tied) continue;
+        if (!find_parameter(params, name))
+            throw FileError(fmt::format("{}: unexpected tensor '{}' for a {} model", ctx, name, config.describe()));
+    }
+    for (Parameter* p : params) std::copy(sd.get(p->name).value.begin(), sd.get(p->name).value.end(), p->value.begin());
+}
+
+}  // namespace xtgrad

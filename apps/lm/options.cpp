@@ -1,0 +1,107 @@
+#include <xtgrad/apps/lm/options.hpp>
+
+#include <type_traits>
+
+#include <fmt/core.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <xtgrad/lib/error.hpp>
+
+namespace xtgrad {
+
+using nlohmann::json;
+
+LMConfig TrainOptions::model_config() const {
+    LMConfig c;
+    c.cell = cell;
+    c.emsize = emsize;
+    c.nhid = nhid;
+    c.nlayers = nlayers;
+    c.dropout = dropout;
+    c.tied = tied;
+    if (adaptive_softmax) {
+        c.cutoffs = cutoffs;
+        c.div_value = div_value;
+    }
+    c.weight_drop = weight_drop;
+    for (const std::string& kv : cell_options) {
+        const std::size_t eq = kv.find('=');
+        if (eq == std::string::npos || eq == 0)
+            throw ConfigError(fmt::format("--cell-option '{}' is not NAME=VALUE", kv));
+        c.cell_options.set(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+    return c;
+}
+
+namespace {
+
+struct ToJson {
+    json& j;
+    template <class T>
+    void operator()(const Field& f, const T& v) {
+        j[f.name] = v;
+    }
+};
+
+struct FromJson {
+    const json& j;
+    const std::string& ctx;
+
+    [[noreturn]] void fail(const Field& f, const std::string& what) const {
+        throw FileError(fmt::format("{}: recorded option '{}' {}", ctx, f.name, what));
+    }
+    template <class T>
+    void operator()(const Field& f, T& v) {
+        auto it = j.find(f.name);
+        if (it == j.end()) fail(f, "is missing");
+        try {
+            if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
+                if (!it->is_number()) fail(f, "is not a number");
+                const double d = it->get<double>();
+                if (d < f.lo || d > f.hi || (f.lo_open && d == f.lo))
+                    fail(f, fmt::format("= {} is outside [{}, {}]", d, f.lo, f.hi));
+            }
+            v = it->get<T>();
+        } catch (const json::exception& e) {
+            fail(f, fmt::format("has the wrong type ({})", e.what()));
+        }
+    }
+};
+
+}  // namespace
+
+std::string train_options_to_json(const TrainOptions& o) {
+    json j = json::object();
+    visit_train_options(const_cast<TrainOptions&>(o), ToJson{j});  // ToJson only reads
+    return j.dump();
+}
+
+TrainOptions train_options_from_json(const std::string& text, const std::string& ctx) {
+    const json j = json::parse(text, nullptr, false);
+    if (!j.is_object()) throw FileError(fmt::format("{}: the recorded options are not a JSON object", ctx));
+    TrainOptions o;
+    visit_train_options(o, FromJson{j, ctx});
+    return o;
+}
+
+TrainOptions merge_resume_options(const TrainOptions& saved, const TrainOptions& now, const std::set<std::string>& given) {
+    json js = json::object(), jn = json::object();
+    visit_train_options(const_cast<TrainOptions&>(saved), ToJson{js});
+    visit_train_options(const_cast<TrainOptions&>(now), ToJson{jn});
+    std::vector<std::string> conflicts;
+    TrainOptions merged = saved;
+    visit_train_options(merged, [&](const Field& f, auto& member) {
+        if (f.kind == FieldKind::invocation || (f.kind == FieldKind::session && given.count(f.name))) {
+            member = jn[f.name].get<std::remove_reference_t<decltype(member)>>();
+        } else if (f.kind == FieldKind::setting && given.count(f.name) && js[f.name] != jn[f.name]) {
+            conflicts.push_back(fmt::format("--{} {} (the run has {})", f.name, jn[f.name].dump(), js[f.name].dump()));
+        }
+    });
+    if (!conflicts.empty())
+        throw ConfigError(fmt::format("--resume {}: these settings differ from the run's and a resumed run cannot "
+                                      "change them: {}", now.resume, fmt::join(conflicts, "; ")));
+    return merged;
+}
+
+}  // namespace xtgrad

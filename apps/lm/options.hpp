@@ -1,0 +1,114 @@
+// Everything `train` is told, declared once: each setting's flag name, help, bounds and whether a resumed run may
+// change it. The command line, the resume point's record of the run and the conflict check all read this table.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <xtgrad/apps/lm/config.hpp>
+
+namespace xtgrad {
+
+// Everything `train` is told. Defaults are the PyTorch word-language-model example's.
+struct TrainOptions {
+    std::string data;                      // corpus folder (or file, char level); empty: find_data()
+    std::string level = "word";            // word or char
+    std::string cell = "LSTM";             // --model: a registered cell or model
+    std::size_t emsize = 200, nhid = 200, nlayers = 2;
+    float dropout = 0.2f;
+    bool tied = false;
+    bool adaptive_softmax = false;
+    std::vector<std::size_t> cutoffs{2000, 10000};
+    float div_value = 4.0f;
+    float weight_drop = 0.0f;
+    std::vector<std::string> cell_options;  // "name=value"
+    std::string optimizer = "sgd";
+    double lr = 20.0, clip = 0.25, momentum = 0.0, weight_decay = 0.0;
+    std::size_t epochs = 40, batch_size = 20, eval_batch_size = 10, bptt = 35;
+    std::size_t max_batches = 0, eval_max_batches = 0;
+    std::uint64_t seed = 1111;
+    std::size_t log_interval = 200, checkpoint_interval = 1000, stop_after = 0;
+    std::string save = "model.safetensors", init, resume;
+    std::size_t threads = 0;
+    bool quiet = false;
+
+    // The model architecture these options ask for (vocab and order are the data's, filled in by the trainer).
+    LMConfig model_config() const;
+};
+
+// How a resumed run treats a flag: a setting defines the run (it must match the resume point, or resuming
+// refuses and names it); a session value is the run's unless this command line gives another (--epochs, --save);
+// an invocation value belongs to one command line only and is never taken from the run (--threads).
+enum class FieldKind { setting, session, invocation };
+
+// One entry of the table: flag name (without "--"), help, kind, bounds for numbers (inclusive; lo_open: lo excluded).
+struct Field {
+    const char* name;
+    const char* help;
+    FieldKind kind = FieldKind::setting;
+    double lo = -std::numeric_limits<double>::infinity();
+    double hi = std::numeric_limits<double>::infinity();
+    bool lo_open = false;
+};
+
+// Calls v(field, member) for every setting of TrainOptions, in help order: the one table of train's flags.
+template <class Visitor>
+void visit_train_options(TrainOptions& o, Visitor&& v) {
+    using K = FieldKind;
+    v(Field{"data", "corpus: DIR/{train,valid,test}.txt (word), a file or DIR/input.txt (char); default "
+                    "../shared/data/wikitext-2 or tinyshakespeare", K::session}, o.data);
+    v(Field{"level", "tokens: word (whitespace-separated + <eos> per line) or char"}, o.level);
+    v(Field{"model", "the cell (or model) name"}, o.cell);
+    v(Field{"emsize", "embedding size", K::setting, 1, Limits::width}, o.emsize);
+    v(Field{"nhid", "hidden units per layer", K::setting, 1, Limits::width}, o.nhid);
+    v(Field{"nlayers", "recurrent layers", K::setting, 1, Limits::layers}, o.nlayers);
+    v(Field{"dropout", "dropout on the embedding, between layers and on the output", K::setting, 0, 0.99}, o.dropout);
+    v(Field{"tied", "tie the decoder to the embedding (needs emsize == nhid)"}, o.tied);
+    v(Field{"adaptive-softmax", "frequent words in a head, rare ones in clusters (Grave et al. 2017)"},
+      o.adaptive_softmax);
+    v(Field{"cutoffs", "adaptive-softmax cluster boundaries, by frequency rank", K::setting, 1, Limits::vocab},
+      o.cutoffs);
+    v(Field{"div-value", "adaptive-softmax: cluster i projects to nhid / div^(i+1) features", K::setting, 1, 1e3},
+      o.div_value);
+    v(Field{"weight-drop", "DropConnect on hidden-to-hidden weights (AWD-LSTM), built-in cells", K::setting, 0, 0.99},
+      o.weight_drop);
+    v(Field{"cell-option", "NAME=VALUE for the cell (repeatable)"}, o.cell_options);
+    v(Field{"optimizer", "sgd, adam, adamw, adagrad, rmsprop or ntasgd"}, o.optimizer);
+    v(Field{"lr", "initial learning rate", K::setting, 0, 1e6, true}, o.lr);
+    v(Field{"clip", "gradient clipping by global norm (<= 0: off)", K::setting, -1, 1e9}, o.clip);
+    v(Field{"momentum", "momentum (sgd, rmsprop)", K::setting, 0, 0.999999}, o.momentum);
+    v(Field{"weight-decay", "weight decay", K::setting, 0, 1}, o.weight_decay);
+    v(Field{"epochs", "epochs in all", K::session, 1, 1e6}, o.epochs);
+    v(Field{"batch-size", "streams per batch", K::setting, 1, 1 << 20}, o.batch_size);
+    v(Field{"eval-batch-size", "streams per evaluation batch", K::setting, 1, 1 << 20}, o.eval_batch_size);
+    v(Field{"bptt", "steps per window (truncated BPTT)", K::setting, 1, 1 << 20}, o.bptt);
+    v(Field{"max-batches", "batches per epoch at most (0: all)", K::setting, 0, 1e12}, o.max_batches);
+    v(Field{"eval-max-batches", "evaluation batches at most (0: all)", K::setting, 0, 1e12}, o.eval_max_batches);
+    v(Field{"seed", "random seed", K::setting, 0, 9.2e18}, o.seed);
+    v(Field{"log-interval", "batches between progress lines", K::session, 1, 1e9}, o.log_interval);
+    v(Field{"checkpoint-interval", "batches between resume points (and at each epoch end; 0: epoch ends only)",
+            K::session, 0, 1e12}, o.checkpoint_interval);
+    v(Field{"stop-after-batches", "stop after this many batches in all, leaving a resume point (0: never)",
+            K::invocation, 0, 1e12}, o.stop_after);
+    v(Field{"save", "best model (by validation loss); also SAVE.resume.safetensors and SAVE.metrics.jsonl",
+            K::session}, o.save);
+    v(Field{"init", "start from these weights (PyTorch example names, safetensors)"}, o.init);
+    v(Field{"resume", "continue the run of this resume point exactly", K::invocation}, o.resume);
+    v(Field{"threads", "BLAS threads (0: OpenBLAS's default)", K::invocation, 0, 256}, o.threads);
+    v(Field{"quiet", "no progress lines", K::invocation}, o.quiet);
+}
+
+// The options as a JSON object text keyed by flag name (what a resume point records), and back. from_json throws
+// FileError naming `context` and the key on a missing, mistyped or out-of-bounds value.
+std::string train_options_to_json(const TrainOptions& o);
+TrainOptions train_options_from_json(const std::string& json, const std::string& context);
+
+// A resumed run's options: `saved` (the resume point's), with the session values given on this command line
+// (`given`: flag names) and every invocation value taken from `now`. Throws ConfigError naming every given setting that differs from the
+// run's ("--lr 10 (the run has 20)").
+TrainOptions merge_resume_options(const TrainOptions& saved, const TrainOptions& now, const std::set<std::string>& given);
+
+}  // namespace xtgrad
