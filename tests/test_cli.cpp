@@ -27,9 +27,11 @@ std::string exe() {
     return e;
 }
 
-Run run(const std::string& args, const std::string& input = "") {
+// Runs the program with args (in the folder cwd, when given), feeding input to its standard input.
+Run run(const std::string& args, const std::string& input = "", const std::string& cwd = "") {
     std::string cmd = exe() + " " + args + " 2>&1";
     if (!input.empty()) cmd = "printf '" + input + "' | " + cmd;
+    if (!cwd.empty()) cmd = "cd '" + cwd + "' && " + cmd;
     FILE* p = ::popen(cmd.c_str(), "r");
     REQUIRE(p != nullptr);
     std::string out;
@@ -226,5 +228,117 @@ TEST_CASE("xtgrad-lm: bad input gets a clear error, a non-zero exit, and no lost
     CHECK(nan.out.find("became") != std::string::npos);
     CHECK(nan.out.find("no checkpoint of this run had been written yet") != std::string::npos);
     CHECK(slurp(d + "/m.safetensors") == before);
+    std::system(("rm -rf " + d).c_str());
+}
+
+// ---- issue 12's findings, each reproduced through the command line
+
+TEST_CASE("finding 1: an adaptive-softmax checkpoint whose order is not a permutation is refused, never used") {
+    const std::string d = make_data();
+    REQUIRE(run(fmt::format("train --data {0} {1} --epochs 1 --max-batches 2 --adaptive-softmax --cutoffs 20,100 "
+                            "--save {0}/a.safetensors", d, kSmall)).rc == 0);
+    xtgrad::StateDict sd = xtgrad::load_safetensors(d + "/a.safetensors");
+    const std::string order = sd.metadata.at("order");
+    for (const std::string& bad : {std::string("1000000"), std::string("2147483648"), std::string("-1")}) {
+        xtgrad::StateDict b = sd;
+        b.metadata["order"] = bad + order.substr(order.find(','));
+        xtgrad::save_safetensors(d + "/bad.safetensors", b);
+        for (const char* cmd : {"generate --words 5", "eval --data"}) {
+            const Run r = run(fmt::format("{} {} --checkpoint {}/bad.safetensors", cmd, std::string(cmd) == "eval --data" ? d : "", d));
+            INFO(bad, " ", cmd, ": ", r.out);
+            CHECK(r.rc == 1);
+            CHECK(r.out.find("metadata 'order' item 0") != std::string::npos);
+        }
+    }
+    // a repeated rank (a wrong loss before) is not a permutation
+    const std::size_t second = order.find(',') + 1;
+    xtgrad::StateDict dup = sd;
+    dup.metadata["order"] = order.substr(0, order.find(',')) + "," + order.substr(0, order.find(',')) +
+                            order.substr(order.find(',', second));
+    xtgrad::save_safetensors(d + "/dup.safetensors", dup);
+    const Run r = run(fmt::format("eval --checkpoint {0}/dup.safetensors --data {0}", d));
+    CHECK(r.rc == 1);
+    CHECK(r.out.find("is not a permutation") != std::string::npos);
+    std::system(("rm -rf " + d).c_str());
+}
+
+TEST_CASE("finding 2: a resume file with a malformed NT-ASGD history gives an error naming it, not a crash") {
+    const std::string d = make_data();
+    REQUIRE(run(fmt::format("train --data {0} {1} --epochs 2 --max-batches 2 --optimizer ntasgd --lr 1 "
+                            "--save {0}/n.safetensors --stop-after-batches 3", d, kSmall)).rc == 0);
+    xtgrad::StateDict sd = xtgrad::load_safetensors(d + "/n.resume.safetensors");
+    sd.metadata["optim.history"] = "7.5,abc";
+    xtgrad::save_safetensors(d + "/n.resume.safetensors", sd);
+    const Run r = run(fmt::format("train --resume {0}/n.resume.safetensors --data {0}", d));
+    INFO(r.out);
+    CHECK(r.rc == 1);
+    CHECK(r.out.find("optim.history' item 1 ('abc') is not a finite number") != std::string::npos);
+    std::system(("rm -rf " + d).c_str());
+}
+
+TEST_CASE("finding 5: --resume alone continues the run with its settings, refuses conflicts, writes only its files") {
+    const std::string d = make_data();
+    const std::string flags = fmt::format("--data {0} --emsize 16 --nhid 16 --batch_size 5 --bptt 8 --threads 1 "
+                                          "--optimizer ntasgd --lr 2 --epochs 2 --max-batches 6 --dropout 0.1", d);
+    REQUIRE(run(fmt::format("train {} --save {}/straight.safetensors", flags, d)).rc == 0);
+    REQUIRE(run(fmt::format("train {} --save {}/r.safetensors --stop-after-batches 4", flags, d)).rc == 0);
+    // another run's model where the old fallback (model.safetensors in the working directory) would write
+    std::system(fmt::format("mkdir -p {0}/cwd && cp {0}/straight.safetensors {0}/cwd/model.safetensors", d).c_str());
+    const std::string other = slurp(d + "/cwd/model.safetensors");
+
+    // conflicting settings are refused, each named
+    Run r = run(fmt::format("train --resume {0}/r.resume.safetensors --data {0} --nhid 32 --bptt 9 --lr 3 --seed 5", d));
+    INFO(r.out);
+    CHECK(r.rc == 2);
+    for (const char* flag : {"--nhid 32 (the run has 16)", "--bptt 9 (the run has 8)", "--lr 3.0 (the run has 2.0)",
+                             "--seed 5 (the run has 1111)"})
+        CHECK(r.out.find(flag) != std::string::npos);
+    // --resume alone (no --batch_size, --optimizer, --save): the run's settings and files
+    r = run(fmt::format("train --resume ../r.resume.safetensors --data {0}", d), "", d + "/cwd");
+    CHECK(r.rc == 0);
+    CHECK(r.out.find("resumed from") != std::string::npos);
+    CHECK(slurp(d + "/cwd/model.safetensors") == other);
+    CHECK(xtgrad::load_safetensors(d + "/r.resume.safetensors").get("decoder.weight").value ==
+          xtgrad::load_safetensors(d + "/straight.resume.safetensors").get("decoder.weight").value);
+    CHECK(xtgrad::load_safetensors(d + "/r.safetensors").get("decoder.weight").value ==
+          xtgrad::load_safetensors(d + "/straight.safetensors").get("decoder.weight").value);
+    // pointing --save at another run's file is refused
+    r = run(fmt::format("train --resume {0}/r.resume.safetensors --data {0} --save {0}/straight.safetensors", d));
+    CHECK(r.rc == 2);
+    CHECK(r.out.find("belongs to another run") != std::string::npos);
+    std::system(("rm -rf " + d).c_str());
+}
+
+TEST_CASE("finding 7: a diverging run stops non-zero, keeps only what it wrote, and never saves a non-finite model") {
+    const std::string d = make_data();
+    const Run r = run(fmt::format("train --data {0} {1} --epochs 2 --max-batches 6 --lr 1e6 --clip 0 --save {0}/x.safetensors",
+                                  d, kSmall));
+    INFO(r.out);
+    CHECK(r.rc == 3);
+    CHECK(r.out.find("became") != std::string::npos);
+    CHECK(std::ifstream(d + "/x.safetensors").fail());  // no best model from non-finite weights
+    CHECK(r.out.find("x.safetensors,") == std::string::npos);  // and none claimed
+    std::system(("rm -rf " + d).c_str());
+}
+
+TEST_CASE("finding 8: a bad interactive line ends only that line; a full stdout is an error") {
+    const std::string d = make_data();
+    REQUIRE(run(fmt::format("train --data {0} {1} --epochs 1 --max-batches 2 --save {0}/m.safetensors", d, kSmall)).rc == 0);
+    Run r = run(fmt::format("generate --checkpoint {}/m.safetensors --words 3 --interactive", d), "the\\n\\377\\376 bad\\nof\\n");
+    INFO(r.out);
+    CHECK(r.rc == 0);
+    CHECK(r.out.find("invalid UTF-8") != std::string::npos);
+    CHECK(std::count(r.out.begin(), r.out.end(), '>') >= 4);  // it went on to the third line
+    // stdout to a full device, stderr kept: the error is reported and the status says it
+    FILE* p = ::popen(fmt::format("{} generate --checkpoint {}/m.safetensors --words 3 2>&1 >/dev/full", exe(), d).c_str(), "r");
+    REQUIRE(p != nullptr);
+    std::string err;
+    char buf[512];
+    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) err.append(buf, n);
+    const int status = ::pclose(p);
+    INFO(err);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 4);
+    CHECK(err.find("cannot write the output") != std::string::npos);
     std::system(("rm -rf " + d).c_str());
 }

@@ -156,3 +156,9 @@ TEST_CASE("WikiText-2 from ../shared/data: the published token counts and vocabu
     CHECK(c.vocab.size() == 33278);
     CHECK(batchify(c.train, 20).steps == 104431);
 }
+
+TEST_CASE("finding 8: a vocabulary read back rejects a token repeated, also right after itself") {
+    CHECK(Vocab::from_tokens({"a", "b", "c"}).size() == 3);
+    CHECK_THROWS_WITH_AS(Vocab::from_tokens({"a", "a"}), doctest::Contains("'a' appears twice (at 0 and 1)"), ConfigError);
+    CHECK_THROWS_WITH_AS(Vocab::from_tokens({"a", "b", "a"}), doctest::Contains("'a' appears twice"), ConfigError);
+}

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <iostream>
 #include <map>
+#include <system_error>
 #include <type_traits>
 
 #include <CLI/CLI.hpp>
@@ -202,10 +203,15 @@ int cmd_gradcheck(GradcheckFlags& g, const Registry& registry) {
     return r.ok ? 0 : 1;
 }
 
+// Prints an error to stderr; never throws (a closed stderr loses the message, not the exit status).
+void report(const std::string& where, const std::string& what) {
+    std::fprintf(stderr, "%s: error: %s\n", where.c_str(), what.c_str());
+}
+
 // Flushes stdout; a full or closed output is an error, not a silent success.
 int finish_output(const std::string& program, int status) {
     if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
-        fmt::print(stderr, "{}: error: cannot write the output: {}\n", program, std::strerror(errno ? errno : EIO));
+        report(program, fmt::format("cannot write the output: {}", std::strerror(errno ? errno : EIO)));
         return status == 0 ? 4 : status;
     }
     return status;
@@ -307,16 +313,19 @@ int run_lm(int argc, char** argv, const Registry& registry) {
         }
         return finish_output(prog, status);
     } catch (const ConfigError& e) {
-        fmt::print(stderr, "{} {}: error: {}\n", prog, cmd, e.what());
+        report(prog + " " + cmd, e.what());
         return 2;
     } catch (const Error& e) {
-        fmt::print(stderr, "{} {}: error: {}\n", prog, cmd, e.what());
+        report(prog + " " + cmd, e.what());
         return 1;
     } catch (const std::bad_alloc&) {
-        fmt::print(stderr, "{} {}: error: out of memory (try a smaller --batch-size, --bptt or model)\n", prog, cmd);
+        report(prog + " " + cmd, "out of memory (try a smaller --batch-size, --bptt or model)");
         return 1;
+    } catch (const std::system_error& e) {  // fmt's failed writes to standard output
+        report(prog + " " + cmd, fmt::format("cannot write the output: {}", e.what()));
+        return 4;
     } catch (const std::exception& e) {
-        fmt::print(stderr, "{} {}: error: {}\n", prog, cmd, e.what());
+        report(prog + " " + cmd, e.what());
         return 1;
     }
 }

@@ -1,5 +1,7 @@
 #include <xtgrad/apps/lm/nan_policy.hpp>
 
+#include <cmath>
+
 #include <fmt/core.h>
 #include <fmt/format.h>
 
@@ -20,7 +22,10 @@ std::string NanPolicy::stop_message(Where where, double value, std::size_t epoch
                                                       : fmt::format("at epoch {} batch {}", epoch, batch);
     const std::string files = kept.empty() ? "no checkpoint of this run had been written yet"
                                            : fmt::format("the last good files are kept: {}", fmt::join(kept, ", "));
-    return fmt::format("error: {} became {} {}; stopping ({}). Try a lower --lr, or --clip.", what, value, at, files);
+    const std::string v = where == Where::valid_loss && std::isfinite(value)
+                              ? fmt::format("{:.6g} (perplexity beyond range: the model diverged)", value)
+                              : fmt::format("{}", value);
+    return fmt::format("error: {} became {} {}; stopping ({}). Try a lower --lr, or --clip.", what, v, at, files);
 }
 
 }  // namespace xtgrad

@@ -267,7 +267,7 @@ bool Trainer::end_epoch(double epoch_seconds) {
                                {"val_loss", val},
                                {"val_ppl", perplexity(val)},
                                {"lr", s.schedule->lr()}});
-    if (!std::isfinite(val)) {
+    if (!std::isfinite(perplexity(val))) {  // NaN, Inf, or a loss whose perplexity overflows: a diverged model
         if (swapped) s.opt->swap_eval_weights();
         say(NanPolicy::stop_message(NanPolicy::Where::valid_loss, val, p.epoch, 0, s.files->existing()));
         s.result.stopped_non_finite = true;
