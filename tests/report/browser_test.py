@@ -3,8 +3,8 @@
 
     browser_test.py --fixture BUILD/tests/report/report_fixture --out BUILD/tests/report [--no-screenshots]
 
-The fixture program writes compare.html (three word-level runs) and char.html (one character-level run with some
-sections absent). For each page this checks that:
+The fixture program writes compare.html (three word-level runs), char.html (one character-level run with some
+sections absent) and minimal.html (one run with nothing recorded). For each page this checks that:
   - every section reached its expected state ("done", or "absent" where the document has no data for it) and drew
     what the data holds (one token span per passage token, one dot per embedded word, one sample box per sample,
     one heatmap cell per attention weight, ...);
@@ -325,9 +325,11 @@ def main():
         return 1
 
     failures = []
-    pages = [("compare", SECTIONS, [("units-rnn", "#only=units&unit=2,1,h,17", "units")]),
+    pages = [("compare", SECTIONS, [("units-rnn", "#only=units&unit=2,1,h,17", "units"),
+                                    ("surprisal-tip", "#only=surprisal&tip=surprisal,57", "surprisal")]),
              ("char", ["units", "surprisal", "attention", "gate_saturation", "embeddings", "curves", "card"],
-              [("units-line", "#only=units&unit=0,1,c,42", "units")])]
+              [("units-line", "#only=units&unit=0,1,c,42", "units")]),
+             ("minimal", [], [])]
     shots = []
     for name, shot_sections, hashes in pages:
         page = os.path.join(args.out, name + ".html")

@@ -3,6 +3,7 @@
 (function () {
   'use strict';
 
+  const t0 = performance.now();
   const status = window.__xtgrad;
   const doc = JSON.parse(document.getElementById('report-data').textContent);
   const runs = doc.runs;
@@ -820,7 +821,7 @@
       if (li < 0) return;
       st.li = li;
       st.kind = kind;
-      st.unit = unit;
+      st.unit = Math.max(0, Math.min(unit, layerOf().size - 1));
       buildControls();
       update();
     }
@@ -870,8 +871,14 @@
 
     unitsApi = {
       select(run, layer, kind, unit) {
-        if (!runs[run].units) return;
-        if (st.run !== run) { st.run = run; st.kind = kind; rebuildRun(); }
+        if (!runs[run] || !runs[run].units) return;
+        if (st.run !== run) {
+          st.run = run;
+          st.li = Math.max(0, runs[run].units.layers.findIndex((L) => L.layer === layer));
+          st.kind = kind;
+          st.unit = Math.min(unit, layerOf().size - 1);
+          rebuildRun();
+        }
         select2(layer, kind, unit);
       },
     };
@@ -904,7 +911,7 @@
       stats.append(stat('tokens scored', fmtInt(losses.length)), stat('mean loss', mean.toFixed(3) + ' nats'), stat('perplexity', fmt(Math.exp(mean), 4)),
         stat('top-1 accuracy', sp.top ? fmtPct(top1(sp, passage)) : '–'));
       holder.textContent = '';
-      holder.appendChild(h('div', { style: { marginBottom: '8px' } }, scaleBar(HEAT, '0', fmt(cap) + '+ nats', 'loss of each token')));
+      holder.appendChild(h('div', { style: { marginBottom: '8px' } }, scaleBar(HEAT, '0', cap.toFixed(1) + '+ nats', 'loss of each token')));
       const view = tokenView(passage);
       holder.appendChild(view.box);
       view.spans.forEach((el, t) => {
@@ -923,7 +930,7 @@
     const grid = h('div', { class: 'grid2', style: { marginTop: '18px' } });
     body.appendChild(grid);
     const withFreq = idx.filter((i) => runs[i].surprisal.by_frequency && runs[i].surprisal.by_frequency.length);
-    const fbox = chartBox('Loss by word frequency', 'buckets of training-set frequency');
+    const fbox = chartBox('Loss by token frequency', 'buckets of training-set frequency');
     grid.appendChild(fbox);
     if (withFreq.length) {
       const cats = runs[withFreq[0]].surprisal.by_frequency.map((b) => b.label);
@@ -1276,7 +1283,8 @@
   }
 
   // The address's fragment, once the page is drawn: "#sec-units" scrolls to a section; "#unit=RUN,LAYER,KIND,UNIT"
-  // shows a unit over the text; "#only=units" shows one section alone (for screenshots); joined with "&".
+  // shows a unit over the text; "#only=units" shows one section alone; "#tip=surprisal,57" hovers token 57 of a
+  // section (for screenshots); joined with "&".
   function followHash() {
     const params = {};
     for (const part of decodeURIComponent(location.hash.slice(1)).split('&')) {
@@ -1292,9 +1300,16 @@
       const el = k.startsWith('sec-') && document.getElementById(k);
       if (el) el.scrollIntoView({ block: 'start' });
     }
+    const tipAt = /^([a-z_]+),(\d+)$/.exec(params.tip || '');
+    const span = tipAt && document.querySelector(`#sec-${tipAt[1]} .tok[data-i="${tipAt[2]}"]`);
+    if (span) {
+      span.scrollIntoView({ block: 'nearest' });
+      const r = span.getBoundingClientRect();
+      span.classList.add('hl');
+      span.dispatchEvent(new MouseEvent('mousemove', { bubbles: true, clientX: r.left + r.width / 2, clientY: r.bottom - 2 }));
+    }
   }
 
-  const t0 = performance.now();
   main();
   followHash();
   status.render_ms = Math.round(performance.now() - t0);
