@@ -286,6 +286,17 @@
       svg.appendChild(s('text', { x: W - m.r - 4, y: py - 4, 'text-anchor': 'end' }, r.label));
     }
     for (const se of o.series) {
+      if (se.area) {  // filled down to the axis' bottom
+        const pts = se.points.filter((p) => finite(p[0]) && finite(p[1]) && (!y.log || p[1] > 0));
+        if (pts.length) {
+          const base = (H - m.b).toFixed(1);
+          let d = `M${x.map(pts[0][0]).toFixed(1)},${base}`;
+          for (const p of pts) d += (se.step ? `H${x.map(p[0]).toFixed(1)}V` : `L${x.map(p[0]).toFixed(1)},`) + y.map(p[1]).toFixed(1);
+          d += `L${x.map(pts[pts.length - 1][0]).toFixed(1)},${base}Z`;
+          plot.appendChild(s('path', { d, fill: se.color, 'fill-opacity': se.areaOpacity || 0.35, stroke: 'none' }));
+        }
+        continue;
+      }
       const d = pathOf(se.points, x, y, se.step);
       if (d) plot.appendChild(s('path', { d, fill: 'none', stroke: se.color, 'stroke-width': se.width || 1.8, 'stroke-dasharray': se.dash || null, 'stroke-linejoin': 'round', 'stroke-linecap': 'round', opacity: se.opacity || null }));
       if (se.markers) for (const p of se.points) {
@@ -328,6 +339,13 @@
       showTip(h('div', null, o.yLabel ? h('b', null, o.yLabel) : null, h('table', null, rows)), ev.clientX, ev.clientY);
     });
     overlay.addEventListener('mouseleave', () => { hideTip(); dots.textContent = ''; guide.setAttribute('visibility', 'hidden'); });
+    if (o.onClickX) {
+      overlay.style.cursor = 'pointer';
+      overlay.addEventListener('click', (ev) => {
+        const box = svg.getBoundingClientRect();
+        o.onClickX(x.inv((ev.clientX - box.left) * (W / box.width)));
+      });
+    }
     return svg;
   }
 
@@ -854,7 +872,7 @@
     function drawTrack() {
       trackBox.textContent = '';
       const passage = runs[st.run].passage;
-      trackBox.appendChild(h('figcaption', null, 'Activation along the passage', h('span', { class: 'hint' }, st.probe ? `grey: ${st.probe} (scaled to fit)` : 'hover to find the token')));
+      trackBox.appendChild(h('figcaption', null, 'Activation along the passage', h('span', { class: 'hint' }, st.probe ? `grey area: ${st.probe}, scaled to fit` : 'hover to find the token')));
       const pts = Array.from(values, (v, t) => [t, v]);
       const series = [];
       const pv = probeValues();
@@ -862,10 +880,17 @@
         const e = extent(pv) || [0, 1];
         const [lo, hi] = extent(values) || [0, 1];
         const span = (e[1] - e[0]) || 1;
-        series.push({ name: st.probe, color: '#adb5bd', width: 1.4, step: true, points: pv.map((v, t) => [t, finite(v) ? lo + ((v - e[0]) / span) * (hi - lo) : null]) });
+        series.push({ name: st.probe, color: '#adb5bd', area: true, areaOpacity: 0.5, step: true, points: pv.map((v, t) => [t, finite(v) ? lo + ((v - e[0]) / span) * (hi - lo) : null]) });
       }
       series.push({ name: `${kindOf().name}[${st.unit}]`, color: runColor(st.run), width: 1.5, points: pts });
-      const chart = lineChart({ width: widthOf(trackBox, 800), height: 170, series, x: { min: 0, max: Math.max(1, values.length - 1) }, xLabel: 'token', fmtX: (t) => `${t} “${tokenLabel(passage.tokens[t | 0])}”` });
+      const chart = lineChart({ width: widthOf(trackBox, 800), height: 170, series, x: { min: 0, max: Math.max(1, values.length - 1) }, xLabel: 'token (click to find it in the text)',
+        fmtX: (t) => `${t} “${tokenLabel(passage.tokens[t | 0])}”`,
+        onClickX: (xv) => {
+          const i = Math.max(0, Math.min(view.spans.length - 1, Math.round(xv)));
+          view.spans.forEach((sp) => sp.classList.remove('hl'));
+          view.spans[i].classList.add('hl');
+          view.box.scrollTop = view.spans[i].offsetTop - view.box.clientHeight / 2;  // .tokens is the offset parent
+        } });
       trackBox.appendChild(chart);
     }
 
@@ -1004,7 +1029,7 @@
         const pts = words.map((w, k) => {
           const c = lc && cx ? ramp(VIRIDIS, 0.12 + 0.82 * (1 - (lc[k] - cx[0]) / ((cx[1] - cx[0]) || 1))) : null;
           return { x: e.points.x[k], y: e.points.y[k], color: c ? css(c) : runColor(cur), r: 3, opacity: 0.7,
-            tip: () => h('div', null, h('b', null, w), counts ? h('span', { class: 'muted' }, ` · ${fmtInt(counts[k])} in training`) : null),
+            tip: () => h('div', null, h('b', null, tokenLabel(w)), counts ? h('span', { class: 'muted' }, ` · ${fmtInt(counts[k])} in training`) : null),
             click: () => api.find(w) };
         });
         // Labels for the most frequent words, skipping those that would overlap a label already placed.
@@ -1018,7 +1043,7 @@
           const bw = words[k].length * 6.2 + 6, bh = 13;
           if (placed.some((b) => px < b[0] + b[2] && px + bw > b[0] && py < b[1] + bh && py + bh > b[1])) continue;
           placed.push([px, py, bw]);
-          labels.push({ x: e.points.x[k], y: e.points.y[k], text: words[k] });
+          labels.push({ x: e.points.x[k], y: e.points.y[k], text: tokenLabel(words[k]) });
           if (labels.length >= 60) break;
         }
         scatter = scatterChart({ width: w, height: H, points: pts, labels, x: { nice: false, pad: 0.04 }, y: { nice: false, pad: 0.04 }, xLabel: 'PC 1', yLabel: 'PC 2', margin: { r: 16, t: 10 } });
@@ -1031,8 +1056,8 @@
       right.appendChild(grid);
       const cards = new Map();
       for (const n of e.neighbours || []) {
-        const card = h('div', { class: 'nbr', on: { click: () => api.find(n.word) } }, h('div', { class: 'w' }, n.word),
-          h('div', { class: 'n' }, n.near.slice(0, 6).map(([w, c], k) => [k ? ', ' : '', w, h('span', null, ' ' + c.toFixed(2))])));
+        const card = h('div', { class: 'nbr', on: { click: () => api.find(n.word) } }, h('div', { class: 'w' }, tokenLabel(n.word)),
+          h('div', { class: 'n' }, n.near.slice(0, 6).map(([w, c], k) => [k ? ', ' : '', tokenLabel(w), h('span', null, ' ' + c.toFixed(2))])));
         grid.appendChild(card);
         cards.set(n.word, card);
       }
