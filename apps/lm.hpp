@@ -5,6 +5,7 @@
 
 #include <xtgrad/xtgrad.hpp>
 
+#include <xtgrad/apps/lm/cache.hpp>
 #include <xtgrad/apps/lm/cellcheck.hpp>
 #include <xtgrad/apps/lm/checkpoint.hpp>
 #include <xtgrad/apps/lm/cli.hpp>

@@ -162,3 +162,50 @@ TEST_CASE("finding 8: a vocabulary read back rejects a token repeated, also righ
     CHECK_THROWS_WITH_AS(Vocab::from_tokens({"a", "a"}), doctest::Contains("'a' appears twice (at 0 and 1)"), ConfigError);
     CHECK_THROWS_WITH_AS(Vocab::from_tokens({"a", "b", "a"}), doctest::Contains("'a' appears twice"), ConfigError);
 }
+
+TEST_CASE("continuous cache: a hand-computed case, the model's own loss without it, a grid search") {
+    // Hidden states all zero: every cache entry weighs the same, so p_cache(w) = share of w among the cached words.
+    CacheTrace tr;
+    tr.streams = 1;
+    tr.positions = 4;
+    tr.width = 2;
+    tr.hidden = {Array({4, 2}, 0.0f)};
+    tr.targets = {{7, 3, 7, 7}};                   // a b a a
+    tr.model_logp = {{std::log(0.5), std::log(0.25), std::log(0.1), std::log(0.2)}};
+    const double lambda = 0.3;
+    // size 2: t=0 no cache; t=1 cache {a}: p(b) = 0; t=2 cache {a, b}: p(a) = 1/2; t=3 cache {b, a}: p(a) = 1/2
+    const double want = -(std::log(0.5) + std::log(0.7 * 0.25) + std::log(0.7 * 0.1 + 0.3 * 0.5) +
+                          std::log(0.7 * 0.2 + 0.3 * 0.5)) / 4;
+    CHECK(cache_loss(tr, {2, 0.3, lambda}) == doctest::Approx(want).epsilon(1e-12));
+    CHECK(cache_loss(tr, {0, 0.3, lambda}) == doctest::Approx(-(std::log(0.5) + std::log(0.25) + std::log(0.1) +
+                                                                 std::log(0.2)) / 4).epsilon(1e-12));
+    // a large theta puts the cache's mass on the most similar state: here the one that was followed by a
+    tr.hidden[0] = Array({4, 2}, 0.0f);
+    tr.hidden[0](0, 0) = 1.0f;  // followed by a
+    tr.hidden[0](1, 1) = 1.0f;  // followed by b
+    tr.hidden[0](2, 0) = 1.0f;
+    const double sharp = cache_loss(tr, {3, 50.0, 0.5});
+    // t=2: h = e0 is nearest to h_0 (followed by a): p_cache(a) = 1; t=3: h = 0 weighs a, b, a alike: 2/3
+    const double want_sharp = -(std::log(0.5) + std::log(0.5 * 0.25) + std::log(0.5 * 0.1 + 0.5 * 1.0) +
+                                std::log(0.5 * 0.2 + 0.5 * 2.0 / 3.0)) / 4;
+    CHECK(sharp == doctest::Approx(want_sharp).epsilon(1e-6));
+    CHECK_THROWS_AS(cache_loss(tr, {2, 0.3, 1.5}), ConfigError);
+
+    // On a real model: no cache gives exactly what evaluate() gives; the grid search finds its best point
+    std::string text;
+    for (int l = 0; l < 12; ++l) text += " a b c d e a b \n";
+    const std::string dir = write_corpus(text, text, text);
+    const Corpus c = load_word_corpus(dir);
+    LMConfig cfg;
+    cfg.vocab = c.vocab.size();
+    cfg.emsize = cfg.nhid = 6;
+    Rng rng(5);
+    RNNLM model(cfg, builtin_cell(CellType::gru), rng);
+    const Batched data = batchify(c.valid, 2);
+    const CacheTrace real = trace_for_cache(model, data, 5);
+    CHECK(cache_loss(real, {}) == doctest::Approx(evaluate(model, data, 5)).epsilon(1e-6));
+    const CacheTuning t = tune_cache(real, 20, {0.1, 1.0}, {0.1, 0.5});
+    CHECK(t.grid.size() == 4);
+    for (const auto& p : t.grid) CHECK(t.best_loss <= p.loss);
+    std::system(("rm -rf " + dir).c_str());
+}

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
+#include <xtgrad/apps/lm/cache.hpp>
 #include <xtgrad/apps/lm/cellcheck.hpp>
 #include <xtgrad/apps/lm/checkpoint.hpp>
 #include <xtgrad/apps/lm/evaluate.hpp>
@@ -126,16 +127,38 @@ struct EvalFlags {
     ModelFlags m;
     std::string split = "test";
     std::size_t bptt = 35, batch = 10;
+    CacheOptions cache;
+    bool tune = false;
 };
 
-int cmd_eval(const EvalFlags& e, const Registry& registry) {
+int cmd_eval(EvalFlags& e, const Registry& registry) {
     set_threads(e.m.threads);
     Corpus corpus;
     LoadedModel m = open_model(e.m, registry, true, &corpus);
-    const double loss = evaluate(*m.model, batchify(e.split == "test" ? corpus.test : corpus.valid, e.batch), e.bptt);
+    const Batched data = batchify(e.split == "test" ? corpus.test : corpus.valid, e.batch);
     const bool test_is_valid = e.split == "test" && corpus.test_name != "test";
-    fmt::print("{} | {}{} | loss {:.4f} | ppl {:.2f}\n", m.model->config.describe(), e.split,
-               test_is_valid ? " (the valid split: no test split of its own)" : "", loss, perplexity(loss));
+    const std::string head = fmt::format("{} | {}{}", m.model->config.describe(), e.split,
+                                         test_is_valid ? " (the valid split: no test split of its own)" : "");
+    if (e.cache.size == 0 && !e.tune) {
+        const double loss = evaluate(*m.model, data, e.bptt);
+        fmt::print("{} | loss {:.4f} | ppl {:.2f}\n", head, loss, perplexity(loss));
+        return 0;
+    }
+    if (e.cache.size == 0) throw ConfigError("--cache-tune needs --cache-size N");
+    if (e.tune) {  // chosen on the validation split, reported on the split asked for
+        const CacheTuning t = tune_cache(trace_for_cache(*m.model, batchify(corpus.valid, e.batch), e.bptt), e.cache.size,
+                                         {0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0},
+                                         {0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4});
+        fmt::print("cache tuning on valid (size {}): model ppl {:.2f}", e.cache.size, perplexity(t.model_loss));
+        for (const auto& p : t.grid) fmt::print("{}theta {:g} lambda {:g}: ppl {:.2f}", "\n  ", p.theta, p.lambda, perplexity(p.loss));
+        fmt::print("\nchosen: theta {:g} lambda {:g} (valid ppl {:.2f})\n", t.best.theta, t.best.lambda,
+                   perplexity(t.best_loss));
+        e.cache = t.best;
+    }
+    const CacheTrace tr = trace_for_cache(*m.model, data, e.bptt);
+    const double plain = cache_loss(tr, {}), cached = cache_loss(tr, e.cache);
+    fmt::print("{} | loss {:.4f} | ppl {:.2f} | with cache (size {}, theta {:g}, lambda {:g}): loss {:.4f} | ppl {:.2f}\n",
+               head, plain, perplexity(plain), e.cache.size, e.cache.theta, e.cache.lambda, cached, perplexity(cached));
     return 0;
 }
 
@@ -239,6 +262,13 @@ int run_lm(int argc, char** argv, const Registry& registry) {
     ecmd->add_option("--bptt", ev.bptt, "steps per window")->capture_default_str()->check(bounds(1, 1 << 20));
     ecmd->add_option("--eval-batch-size,--eval_batch_size", ev.batch, "streams per batch")->capture_default_str()
         ->check(bounds(1, 1 << 20));
+    ecmd->add_option("--cache-size", ev.cache.size, "continuous cache: (hidden state, next word) pairs per stream "
+                     "(0: no cache)")->capture_default_str()->check(bounds(0, 1 << 20));
+    ecmd->add_option("--cache-theta", ev.cache.theta, "continuous cache: flatness of its distribution")
+        ->capture_default_str()->check(bounds(0, 100));
+    ecmd->add_option("--cache-lambda", ev.cache.lambda, "continuous cache: its weight in the mixture")
+        ->capture_default_str()->check(bounds(0, 1));
+    ecmd->add_flag("--cache-tune", ev.tune, "choose theta and lambda by a grid search on the validation split");
 
     GenerateFlags gen;
     CLI::App* gcmd = app.add_subcommand("generate", "sample text from a checkpoint");
