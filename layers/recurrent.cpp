@@ -4,6 +4,7 @@
 
 #include <fmt/core.h>
 
+#include <xtgrad/layers/dropout.hpp>
 #include <xtgrad/layers/gru.hpp>
 #include <xtgrad/layers/lstm.hpp>
 #include <xtgrad/layers/rnn_cell.hpp>
@@ -178,7 +179,8 @@ RecurrentOutput Recurrent::operator()(Ctx& c, Var x, std::size_t batch, const Re
     fin.assign(cells_.size(), State{});
     Var input = x;
     for (std::size_t l = 0; l < layers_; ++l) {
-        if (l > 0 && c.training && dropout_ > 0.0f) input = xtgrad::dropout(input, dropout_, c.rng);
+        if (l > 0 && c.training && dropout_ > 0.0f)
+            input = locked_dropout ? LockedDropout(dropout_)(c, input, batch) : xtgrad::dropout(input, dropout_, c.rng);
         join.clear();
         for (std::size_t d = 0; d < dirs_; ++d) {
             const std::size_t ci = l * dirs_ + d;

@@ -78,6 +78,8 @@ public:
     // The state parts of every cell (all cells of a stack have the same).
     const std::vector<StatePart>& state_parts() const { return parts_; }
 
+    bool locked_dropout = false;  // dropout between layers draws one mask per sequence and window (AWD-LSTM)
+
 private:
     std::vector<std::unique_ptr<Cell>> cells_;
     std::vector<StatePart> parts_;

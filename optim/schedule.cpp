@@ -67,6 +67,23 @@ void StepwiseLR::load_state(const StateDict& sd, const std::string& prefix) {
     steps_ = static_cast<std::size_t>(v);
 }
 
+CosineProgressLR::CosineProgressLR(double base, double eta_min) : base_(base), eta_min_(eta_min) {
+    if (!(base >= 0.0) || !(eta_min >= 0.0) || eta_min > base)
+        throw ConfigError(fmt::format("CosineProgressLR: need 0 <= eta_min <= base, got {} and {}", eta_min, base));
+}
+
+double CosineProgressLR::lr() const { return eta_min_ + (base_ - eta_min_) * (1.0 + std::cos(M_PI * f_)) / 2.0; }
+
+void CosineProgressLR::set_progress(double f) { f_ = std::clamp(f, 0.0, 1.0); }
+
+void CosineProgressLR::save_state(StateDict& sd, const std::string& prefix) const { sd.put_double(prefix + "progress", f_); }
+
+void CosineProgressLR::load_state(const StateDict& sd, const std::string& prefix) {
+    const double f = sd.get_double(prefix + "progress", "schedule state");
+    if (!(f >= 0.0 && f <= 1.0)) throw FileError(fmt::format("schedule state: '{}progress' = {} is outside [0, 1]", prefix, f));
+    f_ = f;
+}
+
 void PlateauLR::save_state(StateDict& sd, const std::string& prefix) const {
     sd.put_double(prefix + "lr", lr_);
     sd.put_double(prefix + "best", best_);

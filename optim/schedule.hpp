@@ -84,6 +84,22 @@ private:
     std::size_t steps_ = 0;
 };
 
+// Cosine annealing over a run's progress, a fraction in [0, 1] its owner sets (of the steps planned, or of a time
+// budget): eta_min + (base - eta_min) (1 + cos(pi f)) / 2.
+class CosineProgressLR : public LRSchedule {
+public:
+    CosineProgressLR(double base, double eta_min = 0.0);
+    double lr() const override;
+    // Sets the progress f (clamped to [0, 1]).
+    void set_progress(double f);
+    double progress() const { return f_; }
+    void save_state(StateDict& sd, const std::string& prefix) const override;
+    void load_state(const StateDict& sd, const std::string& prefix) override;
+
+private:
+    double base_, eta_min_, f_ = 0.0;
+};
+
 // Plateau annealing, the classic language-model recipe (PyTorch's ReduceLROnPlateau, mode "min", relative
 // threshold): the rate is multiplied by `factor` when the validation loss has not improved for more than
 // `patience` reports. With factor 0.25 and patience 0 it is the word-language-model example's "lr /= 4".

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 
 #include <fmt/core.h>
 #include <fmt/format.h>
@@ -132,6 +133,8 @@ ResumePoint read_resume_point(const std::string& path) {
     for (int k = 0; k < 4; ++k) p.rng[k] = m.count(fmt::format("rng.{}", k), 0, ~0ull);
     p.run_id = m.text("run_id", 64);
     p.best_written = m.flag("best_written");
+    p.best_val = m.has("best_val") ? m.real("best_val", 0.0, 1e300) : std::numeric_limits<double>::infinity();
+    p.elapsed = m.real("elapsed", 0.0, 1e12);
     return r;
 }
 
@@ -183,6 +186,8 @@ void Checkpointer::save_resume(const RNNLM& model, const Vocab& vocab, const std
     sd.put_int("position", static_cast<std::int64_t>(p.position));
     sd.put_int("total_batches", static_cast<std::int64_t>(p.total_batches));
     sd.put_int("best_written", p.best_written);
+    if (std::isfinite(p.best_val)) sd.put_double("best_val", p.best_val);
+    sd.put_double("elapsed", p.elapsed);
     for (int k = 0; k < 4; ++k) sd.metadata[fmt::format("rng.{}", k)] = fmt::format("{}", p.rng[k]);
     opt.save_state(sd);
     schedule.save_state(sd, "schedule.");

@@ -2,6 +2,7 @@
 // name, configuration and vocabulary) and resume points (everything needed to continue a run bit for bit).
 #pragma once
 
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +25,8 @@ struct TrainProgress {
     Rng::State rng{};               // dropout generator
     std::string run_id;             // names the run: every file it writes carries it
     bool best_written = false;      // the run has written its best model file
+    double best_val = std::numeric_limits<double>::infinity();  // the best validation loss so far
+    double elapsed = 0.0;           // seconds the run has taken so far (for --time-budget)
 };
 
 // Writes a model file atomically: weights, the configuration (with the registered cell name), vocabulary and

@@ -25,6 +25,12 @@ void LMConfig::validate() const {
     if (!(dropout >= 0.0f && dropout < 1.0f)) throw ConfigError(fmt::format("--dropout must be in [0, 1), got {}", dropout));
     if (!(weight_drop >= 0.0f && weight_drop < 1.0f))
         throw ConfigError(fmt::format("--weight-drop must be in [0, 1), got {}", weight_drop));
+    for (const auto& [flag, v] : {std::pair<const char*, float>{"--dropouti", dropouti}, {"--dropouth", dropouth},
+                                  {"--dropouto", dropouto}})
+        if (!(v < 1.0f) || std::isnan(v)) throw ConfigError(fmt::format("{} must be below 1, got {}", flag, v));
+    if (!(dropoute >= 0.0f && dropoute < 1.0f)) throw ConfigError(fmt::format("--dropoute must be in [0, 1), got {}", dropoute));
+    if (!(alpha >= 0.0f && alpha <= 1e3f) || !(beta >= 0.0f && beta <= 1e3f))
+        throw ConfigError(fmt::format("--alpha and --beta must be in [0, 1000], got {} and {}", alpha, beta));
     if (tied && emsize != nhid)
         throw ConfigError(fmt::format("--tied needs --emsize == --nhid (got {} and {})", emsize, nhid));
     if (tied && !cutoffs.empty()) throw ConfigError("--tied and --adaptive-softmax exclude each other");
@@ -41,7 +47,12 @@ void LMConfig::validate() const {
 }
 
 std::string LMConfig::describe() const {
-    return fmt::format("{} {}x{}, emsize {}, vocab {}, dropout {}{}{}{}", cell, nlayers, nhid, emsize, vocab, dropout,
+    const bool awd = locked || dropoute > 0 || alpha > 0 || beta > 0 || dropouti >= 0 || dropouth >= 0 || dropouto >= 0;
+    const std::string drops = awd ? fmt::format("dropout {}{} i/h/o/e {}/{}/{}/{}{}", locked ? "locked" : "", locked ? "," : "",
+                                                rate_in(), rate_between(), rate_out(), dropoute,
+                                                alpha > 0 || beta > 0 ? fmt::format(", AR {} TAR {}", alpha, beta) : "")
+                                  : fmt::format("dropout {}", dropout);
+    return fmt::format("{} {}x{}, emsize {}, vocab {}, {}{}{}{}", cell, nlayers, nhid, emsize, vocab, drops,
                        tied ? ", tied" : "", weight_drop > 0 ? fmt::format(", weight drop {}", weight_drop) : "",
                        cutoffs.empty() ? "" : fmt::format(", adaptive softmax [{}]", fmt::join(cutoffs, ", ")));
 }
@@ -55,6 +66,13 @@ void save_config(const LMConfig& c, StateDict& sd) {
     sd.put_double("dropout", c.dropout);
     sd.put_int("tied", c.tied);
     if (c.weight_drop > 0.0f) sd.put_double("weight_drop", c.weight_drop);
+    if (c.dropouti >= 0.0f) sd.put_double("dropouti", c.dropouti);
+    if (c.dropouth >= 0.0f) sd.put_double("dropouth", c.dropouth);
+    if (c.dropouto >= 0.0f) sd.put_double("dropouto", c.dropouto);
+    if (c.dropoute > 0.0f) sd.put_double("dropoute", c.dropoute);
+    if (c.locked) sd.put_int("locked_dropout", 1);
+    if (c.alpha > 0.0f) sd.put_double("alpha", c.alpha);
+    if (c.beta > 0.0f) sd.put_double("beta", c.beta);
     if (!c.cell_options.all().empty()) sd.metadata["cell_options"] = nlohmann::json(c.cell_options.all()).dump();
     if (!c.cutoffs.empty()) {
         sd.metadata["cutoffs"] = fmt::format("{}", fmt::join(c.cutoffs, ","));
@@ -138,6 +156,13 @@ LMConfig load_config(const StateDict& sd, const std::string& ctx) {
     c.dropout = static_cast<float>(m.real("dropout", 0.0, 0.999999));
     c.tied = m.flag("tied");
     if (m.has("weight_drop")) c.weight_drop = static_cast<float>(m.real("weight_drop", 0.0, 0.999999));
+    if (m.has("dropouti")) c.dropouti = static_cast<float>(m.real("dropouti", 0.0, 0.999999));
+    if (m.has("dropouth")) c.dropouth = static_cast<float>(m.real("dropouth", 0.0, 0.999999));
+    if (m.has("dropouto")) c.dropouto = static_cast<float>(m.real("dropouto", 0.0, 0.999999));
+    if (m.has("dropoute")) c.dropoute = static_cast<float>(m.real("dropoute", 0.0, 0.999999));
+    if (m.has("locked_dropout")) c.locked = m.flag("locked_dropout");
+    if (m.has("alpha")) c.alpha = static_cast<float>(m.real("alpha", 0.0, 1e3));
+    if (m.has("beta")) c.beta = static_cast<float>(m.real("beta", 0.0, 1e3));
     if (m.has("cell_options")) {
         const std::string s = m.text("cell_options", 1u << 16);
         const nlohmann::json j = nlohmann::json::parse(s, nullptr, false);

@@ -32,6 +32,17 @@ struct LMConfig {
     std::vector<std::int32_t> order;   // adaptive softmax: token id -> frequency rank (a permutation)
     float weight_drop = 0.0f;          // DropConnect on the hidden-to-hidden weights (cells that support it)
     CellOptions cell_options;          // options for the cell (`--cell-option name=value`)
+    // AWD-LSTM's regularisers (Merity et al. 2018); all off by default, the PyTorch example's model
+    float dropouti = -1.0f, dropouth = -1.0f, dropouto = -1.0f;  // dropout on the embedding output, between layers,
+                                                                 // on the top output; < 0: `dropout`
+    float dropoute = 0.0f;             // embedding dropout: whole word types, for every occurrence in a window
+    bool locked = false;               // variational dropout: one mask per sequence and window (LockedDropout)
+    float alpha = 0.0f, beta = 0.0f;   // activation (AR) and temporal activation (TAR) regularisation
+
+    // The dropout rates in use at the embedding output, between layers and on the top output.
+    float rate_in() const { return dropouti < 0.0f ? dropout : dropouti; }
+    float rate_between() const { return dropouth < 0.0f ? dropout : dropouth; }
+    float rate_out() const { return dropouto < 0.0f ? dropout : dropouto; }
 
     // Throws ConfigError naming the first setting out of range (by its flag name).
     void validate() const;

@@ -2,6 +2,8 @@
 
 #include <fmt/core.h>
 
+#include <xtgrad/tape/ops.hpp>
+
 #include <xtgrad/lib/error.hpp>
 
 namespace xtgrad {
@@ -16,10 +18,10 @@ const LMConfig& validated(const LMConfig& c) {
 RNNLM::RNNLM(const LMConfig& c, const CellFactory& cell, Rng& rng)
     : config(validated(c)),
       encoder("encoder", c.vocab, c.emsize, rng),
-      rnn("rnn", cell, c.emsize, c.nhid, c.nlayers, c.nlayers > 1 ? c.dropout : 0.0f, false, rng, c.weight_drop,
-          c.cell_options),
-      decoder("decoder", rnn.output_size(), c.cutoffs.empty() ? c.vocab : 0, rng),  // empty with the adaptive softmax
-      drop(c.dropout) {
+      rnn("rnn", cell, c.emsize, c.nhid, c.nlayers, c.nlayers > 1 ? c.rate_between() : 0.0f, false, rng,
+          c.weight_drop, c.cell_options),
+      decoder("decoder", rnn.output_size(), c.cutoffs.empty() ? c.vocab : 0, rng) {  // empty with the adaptive softmax
+    rnn.locked_dropout = c.locked;
     fill_uniform(encoder.weight.value, rng, -0.1f, 0.1f);
     fill_uniform(decoder.weight.value, rng, -0.1f, 0.1f);
     decoder.bias.value.fill(0.0f);
@@ -31,10 +33,24 @@ RNNLM::RNNLM(const LMConfig& c, const CellFactory& cell, Rng& rng)
 
 RecurrentState RNNLM::zero_state(std::size_t batch) const { return rnn.zero_state(batch); }
 
-RecurrentOutput RNNLM::features(Ctx& c, const Ids& ids, std::size_t batch, const RecurrentState& state) {
-    Var emb = drop(c, encoder(c, ids));
-    RecurrentOutput out = rnn(c, emb, batch, state);
-    out.y = drop(c, out.y);
+Var RNNLM::drop(Ctx& c, Var x, float p, std::size_t batch) const {
+    if (!c.training || p == 0.0f) return x;
+    return config.locked ? LockedDropout(p)(c, x, batch) : Dropout(p)(c, x);
+}
+
+LMFeatures RNNLM::features(Ctx& c, const Ids& ids, std::size_t batch, const RecurrentState& state) {
+    Var emb = config.dropoute > 0.0f ? encoder(c, ids, config.dropoute) : encoder(c, ids);
+    LMFeatures out;
+    static_cast<RecurrentOutput&>(out) = rnn(c, drop(c, emb, config.rate_in(), batch), batch, state);
+    const Var raw = out.y;
+    out.y = drop(c, raw, config.rate_out(), batch);
+    if (c.training && config.alpha > 0.0f) out.penalty = config.alpha * mean(out.y * out.y);  // AR, on dropped outputs
+    const std::size_t n = raw.rows();
+    if (c.training && config.beta > 0.0f && n > batch) {  // TAR: slowness of the raw outputs
+        Var d = xtgrad::rows(raw, batch, n) - xtgrad::rows(raw, 0, n - batch);
+        Var tar = config.beta * mean(d * d);
+        out.penalty = out.penalty.tape ? out.penalty + tar : tar;
+    }
     return out;
 }
 

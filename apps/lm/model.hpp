@@ -14,6 +14,12 @@
 
 namespace xtgrad {
 
+// What a language model's forward pass over a window gives: the recurrent layer's output (y: the top features
+// after output dropout, final: the state after the window) and the activation penalty to add to the training loss.
+struct LMFeatures : RecurrentOutput {
+    Var penalty;  // AR + TAR (AWD-LSTM) when training with alpha or beta > 0; empty otherwise
+};
+
 // encoder (Embedding) -> dropout -> rnn (Recurrent of the configured cell) -> dropout -> decoder (Linear or
 // AdaptiveSoftmax): PyTorch's RNNModel. Its forward methods are virtual, so a whole model of a user's can derive
 // from it and be registered by name like a cell (see Registry::add_model).
@@ -29,8 +35,8 @@ public:
     // A zero carried state for a batch size.
     virtual RecurrentState zero_state(std::size_t batch) const;
     // The top-layer features of a window: ids (T*batch, time-major) -> out.y (T*batch x nhid), with the state
-    // after the window in out.final (take it with RecurrentState::assign). Dropout when c.training.
-    virtual RecurrentOutput features(Ctx& c, const Ids& ids, std::size_t batch, const RecurrentState& state);
+    // after the window in out.final (take it with RecurrentState::assign). Dropout and penalties when c.training.
+    virtual LMFeatures features(Ctx& c, const Ids& ids, std::size_t batch, const RecurrentState& state);
     // Full-softmax logits (n x vocab) of features h; an adaptive-softmax model has none (throws ConfigError).
     virtual Var logits(Var h);
     // The mean (or summed) cross-entropy of targets given features h: the full softmax, or the adaptive one's.
@@ -50,7 +56,10 @@ public:
     Recurrent rnn;
     Linear decoder;                             // the full-softmax decoder (empty with the adaptive softmax)
     std::unique_ptr<AdaptiveSoftmax> adaptive;  // the adaptive-softmax decoder, when config.cutoffs is set
-    Dropout drop;
+
+private:
+    // Dropout at rate p, standard or locked as configured.
+    Var drop(Ctx& c, Var x, float p, std::size_t batch) const;
 };
 
 }  // namespace xtgrad

@@ -1,5 +1,7 @@
 #include <xtgrad/apps/lm/options.hpp>
 
+#include <cmath>
+#include <cstdlib>
 #include <type_traits>
 
 #include <fmt/core.h>
@@ -25,6 +27,13 @@ LMConfig TrainOptions::model_config() const {
         c.div_value = div_value;
     }
     c.weight_drop = weight_drop;
+    c.dropouti = dropouti;
+    c.dropouth = dropouth;
+    c.dropouto = dropouto;
+    c.dropoute = dropoute;
+    c.locked = locked_dropout;
+    c.alpha = alpha;
+    c.beta = beta;
     for (const std::string& kv : cell_options) {
         const std::size_t eq = kv.find('=');
         if (eq == std::string::npos || eq == 0)
@@ -32,6 +41,17 @@ LMConfig TrainOptions::model_config() const {
         c.cell_options.set(kv.substr(0, eq), kv.substr(eq + 1));
     }
     return c;
+}
+
+double TrainOptions::time_budget_seconds() const {
+    if (time_budget.empty()) return 0.0;
+    char* end = nullptr;
+    const double v = std::strtod(time_budget.c_str(), &end);
+    const std::string unit = end;
+    const double scale = unit.empty() || unit == "s" ? 1.0 : unit == "m" ? 60.0 : unit == "h" ? 3600.0 : -1.0;
+    if (end == time_budget.c_str() || scale < 0 || !(v > 0) || !std::isfinite(v) || v * scale > 1e8)
+        throw ConfigError(fmt::format("--time-budget '{}' is not a duration like 3600, 3600s, 60m or 1h", time_budget));
+    return v * scale;
 }
 
 namespace {

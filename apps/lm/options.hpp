@@ -25,7 +25,13 @@ struct TrainOptions {
     float div_value = 4.0f;
     float weight_drop = 0.0f;
     std::vector<std::string> cell_options;  // "name=value"
+    float dropouti = -1.0f, dropouth = -1.0f, dropouto = -1.0f, dropoute = 0.0f;
+    bool locked_dropout = false;
+    float alpha = 0.0f, beta = 0.0f;
+    bool variable_bptt = false;
     std::string optimizer = "sgd";
+    std::string lr_schedule = "plateau";
+    std::string time_budget;               // "60m", "1h", "3600s" or seconds; empty: none
     double lr = 20.0, clip = 0.25, momentum = 0.0, weight_decay = 0.0;
     std::size_t epochs = 40, batch_size = 20, eval_batch_size = 10, bptt = 35;
     std::size_t max_batches = 0, eval_max_batches = 0;
@@ -37,6 +43,8 @@ struct TrainOptions {
 
     // The model architecture these options ask for (vocab and order are the data's, filled in by the trainer).
     LMConfig model_config() const;
+    // --time-budget in seconds (0: none); throws ConfigError for a malformed value.
+    double time_budget_seconds() const;
 };
 
 // How a resumed run treats a flag: a setting defines the run (it must match the resume point, or resuming
@@ -76,7 +84,21 @@ void visit_train_options(TrainOptions& o, Visitor&& v) {
     v(Field{"weight-drop", "DropConnect on hidden-to-hidden weights (AWD-LSTM), built-in cells", K::setting, 0, 0.99},
       o.weight_drop);
     v(Field{"cell-option", "NAME=VALUE for the cell (repeatable)"}, o.cell_options);
+    v(Field{"dropouti", "AWD-LSTM: dropout on the embedding output (-1: --dropout)", K::setting, -1, 0.99},
+      o.dropouti);
+    v(Field{"dropouth", "AWD-LSTM: dropout between layers (-1: --dropout)", K::setting, -1, 0.99}, o.dropouth);
+    v(Field{"dropouto", "AWD-LSTM: dropout on the top output (-1: --dropout)", K::setting, -1, 0.99}, o.dropouto);
+    v(Field{"dropoute", "AWD-LSTM: embedding dropout, whole word types", K::setting, 0, 0.99}, o.dropoute);
+    v(Field{"locked-dropout", "AWD-LSTM: variational dropout, one mask per sequence and window"}, o.locked_dropout);
+    v(Field{"alpha", "AWD-LSTM: activation regularisation (AR) weight", K::setting, 0, 1e3}, o.alpha);
+    v(Field{"beta", "AWD-LSTM: temporal activation regularisation (TAR) weight", K::setting, 0, 1e3}, o.beta);
+    v(Field{"variable-bptt", "AWD-LSTM: window lengths drawn around --bptt, learning rate scaled by length"},
+      o.variable_bptt);
     v(Field{"optimizer", "sgd, adam, adamw, adagrad, rmsprop or ntasgd"}, o.optimizer);
+    v(Field{"lr-schedule", "plateau (lr/4 when validation does not improve) or cosine (to 0 over the run: "
+                           "--time-budget, else --epochs)"}, o.lr_schedule);
+    v(Field{"time-budget", "stop training in time to evaluate the best model within this wall time: 3600, "
+                           "3600s, 60m or 1h (empty: none)", K::session}, o.time_budget);
     v(Field{"lr", "initial learning rate", K::setting, 0, 1e6, true}, o.lr);
     v(Field{"clip", "gradient clipping by global norm (<= 0: off)", K::setting, -1, 1e9}, o.clip);
     v(Field{"momentum", "momentum (sgd, rmsprop)", K::setting, 0, 0.999999}, o.momentum);

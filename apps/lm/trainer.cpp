@@ -57,6 +57,10 @@ struct Trainer::State {
     std::size_t interval_batches = 0, interval_tokens = 0, interval_clipped = 0;
     double timed = 0.0;
     std::size_t timed_tokens = 0;
+    // time: the run's clock (with what earlier invocations took), the budget and what the final test needs
+    double started = 0.0, budget = 0.0, reserve = 0.0;
+    bool out_of_time = false;
+    double elapsed() const { return progress.elapsed + (now() - started); }
 };
 
 Trainer::Trainer(const TrainOptions& options, const Registry& registry, std::ostream& log)
@@ -69,6 +73,11 @@ Trainer::Trainer(const TrainOptions& options, const Registry& registry, std::ost
     if (::access(dir.c_str(), W_OK | X_OK) != 0)
         throw ConfigError(fmt::format("--save {}: cannot write into {}: {}", o_.save, dir, std::strerror(errno)));
     make_optimizer(o_.optimizer, {}, o_.lr, o_.momentum, o_.weight_decay);  // checks the name and its settings
+    if (o_.lr_schedule != "plateau" && o_.lr_schedule != "cosine")
+        throw ConfigError(fmt::format("--lr-schedule must be plateau or cosine, got '{}'", o_.lr_schedule));
+    if (o_.lr_schedule == "cosine" && make_optimizer(o_.optimizer, {}, o_.lr)->holds_lr())
+        throw ConfigError(fmt::format("--optimizer {} keeps its learning rate: use --lr-schedule plateau", o_.optimizer));
+    s_->budget = o_.time_budget_seconds();
     registry_.check(o_.cell);
     LMConfig probe = o_.model_config();
     probe.vocab = 1;  // the real size comes from the data; checked here for the other settings
@@ -126,15 +135,18 @@ void Trainer::start() {
     }
     s.params = s.model->parameters();
     s.opt = make_optimizer(o_.optimizer, s.params, o_.lr, o_.momentum, o_.weight_decay);
-    // an optimiser that holds its rate (NT-ASGD) gets a plateau rule that never cuts it
-    s.schedule = std::make_unique<PlateauLR>(o_.lr, 0.25, s.opt->holds_lr() ? std::numeric_limits<std::size_t>::max() : 0);
+    if (o_.lr_schedule == "cosine") {
+        s.schedule = std::make_unique<CosineProgressLR>(o_.lr);
+    } else {  // an optimiser that holds its rate (NT-ASGD) gets a plateau rule that never cuts it
+        s.schedule = std::make_unique<PlateauLR>(o_.lr, 0.25, s.opt->holds_lr() ? std::numeric_limits<std::size_t>::max() : 0);
+    }
     s.options_json = train_options_to_json(o_);
     if (!o_.resume.empty()) {
         s.opt->load_state(s.resume_sd);
         s.schedule->load_state(s.resume_sd, "schedule.");
         s.rng.set_state(s.progress.rng);
         s.hidden = read_hidden_state(s.resume_sd, *s.model, o_.batch_size, o_.resume);
-        s.best_val = static_cast<PlateauLR&>(*s.schedule).best();
+        s.best_val = s.progress.best_val;
         if (s.progress.best_written) s.best_weights = load_safetensors(s.files->best_path());  // this run's (checked)
         s.resume_sd = StateDict();
         say(fmt::format("resumed from {}: epoch {}, batch {}, lr {}", o_.resume, s.progress.epoch, s.progress.batch,
@@ -148,6 +160,8 @@ void Trainer::start() {
 void Trainer::save_resume() {
     State& s = *s_;
     s.progress.rng = s.rng.state();
+    s.progress.elapsed = s.elapsed();
+    s.started = now();
     s.files->save_resume(*s.model, s.corpus.vocab, s.corpus.level, o_, *s.opt, *s.schedule, s.progress, s.hidden);
 }
 
@@ -156,9 +170,9 @@ void Trainer::log_interval(std::size_t batch, std::size_t nbatches) {
     const double el = now() - s.interval_start;
     const double n = static_cast<double>(s.interval_batches);
     const double cur = s.interval_loss / n, lr = s.schedule->lr();
-    say(fmt::format("| epoch {:3d} | {:5d}/{:5d} batches | lr {} | ms/batch {:7.2f} | tok/s {:7.0f} | loss {:5.2f} | "
+    say(fmt::format("| epoch {:3d} | {:5d}/{}{:5d} batches | lr {} | ms/batch {:7.2f} | tok/s {:7.0f} | loss {:5.2f} | "
                     "ppl {:8.2f} | grad norm {:6.2f}",
-                    s.progress.epoch, batch, nbatches, lr >= 0.01 ? fmt::format("{:05.2f}", lr) : fmt::format("{:.2e}", lr),
+                    s.progress.epoch, batch, o_.variable_bptt ? "~" : "", nbatches, lr >= 0.01 ? fmt::format("{:05.2f}", lr) : fmt::format("{:.2e}", lr),
                     el * 1000 / n, static_cast<double>(s.interval_tokens) / el, cur, perplexity(cur), s.interval_norm / n));
     s.metrics->write("train", {{"epoch", static_cast<std::int64_t>(s.progress.epoch)},
                                {"batch", static_cast<std::int64_t>(batch)},
@@ -189,13 +203,16 @@ bool Trainer::run_epoch() {
     bool stop_early = false;
 
     WindowHooks h;
+    float ce = 0.0f;  // the window's cross-entropy, logged; the training loss adds the AR/TAR penalty to it
     h.loss = [&](Tape&, const WindowInfo& w) {
         get_batch(s.train, w.t0, w.t1 - w.t0, s.in, s.tg);
-        const RecurrentOutput f = s.model->features(c, s.in, o_.batch_size, s.hidden);
+        const LMFeatures f = s.model->features(c, s.in, o_.batch_size, s.hidden);
         Var loss = s.model->loss(c, f.y, s.tg);
         s.hidden.assign(f);
-        return loss;
+        ce = loss.value()(0, 0);
+        return f.penalty.tape ? loss + f.penalty : loss;
     };
+    if (o_.variable_bptt) h.length = [&](std::size_t) { return variable_window(); };
     h.non_finite = [&](const WindowInfo& w) {
         if (s.nan.tolerate(NanPolicy::Where::train_loss)) {
             say(fmt::format("warning: the training loss is {} at epoch {} batch {}; window skipped", w.loss, p.epoch, w.index + 1));
@@ -218,7 +235,8 @@ bool Trainer::run_epoch() {
             return false;
         }
         s.nan.ok();
-        s.opt->lr = s.schedule->lr();
+        // a window longer or shorter than --bptt moves the weights in proportion (AWD-LSTM's variable BPTT)
+        s.opt->lr = s.schedule->lr() * static_cast<double>(w.t1 - w.t0) / static_cast<double>(o_.bptt);
         s.opt->step();
         s.opt->zero_grad();
         s.schedule->on_step();
@@ -226,7 +244,7 @@ bool Trainer::run_epoch() {
         p.position = w.t1;
         ++p.total_batches;
         ++s.result.batches;
-        s.interval_loss += w.loss;
+        s.interval_loss += ce;
         s.interval_norm += cr.norm;
         s.interval_clipped += cr.clipped;
         ++s.interval_batches;
@@ -237,11 +255,18 @@ bool Trainer::run_epoch() {
             stop_early = true;
             return false;
         }
+        update_progress(p.total_batches);
+        if (s.budget > 0 && s.elapsed() + s.reserve >= s.budget) {  // what is left is for the final evaluation
+            s.out_of_time = true;
+            if (s.interval_batches) log_interval(p.batch, nbatches);
+            return false;
+        }
         if (o_.checkpoint_interval && p.total_batches % o_.checkpoint_interval == 0 && !last) save_resume();
         return true;
     };
     const TbpttResult r = truncated_bptt(s.tape, p.position, t_end, o_.bptt, h, p.batch);
     if (r.non_finite) s.result.stopped_non_finite = true;
+    if (s.out_of_time) return true;  // the epoch ends early: validation, then the final test
     if (stop_early) {
         save_resume();
         say(fmt::format("stopped after {} batches as asked; resume with --resume {}", p.total_batches,
@@ -249,6 +274,26 @@ bool Trainer::run_epoch() {
         s.result.stopped_early = true;
     }
     return !(r.stopped || s.result.stopped_non_finite || stop_early);
+}
+
+std::size_t Trainer::variable_window() {
+    // AWD-LSTM: --bptt with probability 0.95, else half of it, then N(that, 5), at least 5, at most --bptt + 20
+    Rng& r = s_->rng;
+    const double base = r.uniform() < 0.95f ? static_cast<double>(o_.bptt) : static_cast<double>(o_.bptt) / 2.0;
+    const double len = std::round(base + 5.0 * static_cast<double>(r.normal()));
+    return static_cast<std::size_t>(std::clamp(len, 5.0, static_cast<double>(o_.bptt + 20)));
+}
+
+void Trainer::update_progress(std::size_t batches_done) {
+    auto* cosine = dynamic_cast<CosineProgressLR*>(s_->schedule.get());
+    if (!cosine) return;
+    if (s_->budget > 0) {
+        cosine->set_progress(s_->elapsed() / std::max(1.0, s_->budget - s_->reserve));
+    } else {
+        const std::size_t steps = s_->train.steps - 1;
+        const std::size_t per_epoch = (std::min(steps, o_.max_batches ? o_.max_batches * o_.bptt : steps) + o_.bptt - 1) / o_.bptt;
+        cosine->set_progress(static_cast<double>(batches_done) / static_cast<double>(per_epoch * o_.epochs));
+    }
 }
 
 bool Trainer::end_epoch(double epoch_seconds) {
@@ -274,7 +319,7 @@ bool Trainer::end_epoch(double epoch_seconds) {
         return false;
     }
     if (val < s.best_val) {
-        s.best_val = val;
+        s.best_val = p.best_val = val;
         p.best_written = true;
         s.files->save_best(*s.model, s.corpus.vocab, s.corpus.level, p.run_id, s.options_json);
         s.best_weights = StateDict();
@@ -283,6 +328,12 @@ bool Trainer::end_epoch(double epoch_seconds) {
     s.schedule->on_validation(val);
     if (swapped) s.opt->swap_eval_weights();  // back to the iterate training continues from
     if (s.opt->observe(val)) say(fmt::format("{}: validation stopped improving; switching as the optimiser asks", s.opt->name()));
+    if (s.out_of_time) {  // the budget ended this epoch early: the resume point continues it where it stopped
+        save_resume();
+        say(fmt::format("time budget {:.0f}s: stopping after {:.0f}s of training to evaluate the best model",
+                        s.budget, s.elapsed()));
+        return false;
+    }
     ++p.epoch;  // the resume point is the start of the next epoch
     p.batch = p.position = 0;
     save_resume();
@@ -317,14 +368,26 @@ TrainResult Trainer::run() {
     // before anything is loaded: the run's files must be its own (a new run owns none)
     s_->files = std::make_unique<Checkpointer>(o_.save);
     s_->files->check_owned(o_.resume.empty() ? "" : read_resume_point(o_.resume).progress.run_id);
+    s_->started = now();
     load_data();
     start();
     State& s = *s_;
+    if (s.budget > 0) {
+        // the final test (and the last validation) must fit: time a few evaluation windows now
+        const double t0 = now();
+        const std::size_t probe = 20;
+        evaluate(*s.model, s.valid, o_.bptt, probe);
+        const double per_window = (now() - t0) / static_cast<double>(probe);
+        const double windows = static_cast<double>((s.valid.steps + s.test.steps) / o_.bptt + 2);
+        s.reserve = 1.2 * per_window * windows + 5.0;
+        say(fmt::format("time budget {:.0f}s: {:.0f}s kept for the final evaluation", s.budget, s.reserve));
+    }
     for (; s.progress.epoch <= o_.epochs;) {
         const double epoch_start = now();
         if (!run_epoch()) return s.result;
-        if (!end_epoch(now() - epoch_start)) return s.result;
+        if (!end_epoch(now() - epoch_start)) break;
     }
+    if (s.result.stopped_non_finite || s.result.stopped_early) return s.result;
     final_test();
     return s.result;
 }

@@ -42,6 +42,8 @@ private:
     void log_interval(std::size_t batch, std::size_t nbatches);
     void save_resume();
     void final_test();
+    std::size_t variable_window();                 // AWD-LSTM's random window length
+    void update_progress(std::size_t batches_done);  // for a schedule that follows the run's progress
 
     struct State;
     TrainOptions o_;
