@@ -15,12 +15,13 @@ namespace xtgrad {
 struct GradcheckOptions {
     float eps = 4e-2f;              // the largest finite-difference step (steps eps, eps/2, eps/4; eps/8.. on retry)
     double tolerance = 5e-3;        // largest accepted relative error of a checked entry
-    double abs_floor = 1e-2;        // relative error is |a - n| / max(|a|, |n|, abs_floor)
+    double abs_floor = 1e-2;        // relative error is |a - n| / max(|a|, |n|, abs_floor, rel_floor * G) ...
+    double rel_floor = 5e-2;        // ... where G is the largest |gradient| of the same parameter
     std::size_t max_per_param = 0;  // check at most this many entries per parameter, spread evenly (0: all)
     bool richardson = true;         // numeric = (4 D(eps/2) - D(eps)) / 3, error O(eps^4); false: the plain central
                                     // difference D(eps), error O(eps^2), nothing skipped (the check before issue 10)
     bool skip_kinks = true;         // skip (and count) entries whose estimate cannot be trusted (kink, noise)
-    double max_skipped = 0.25;      // a parameter fails when it skipped more than this fraction of its entries + 1
+    double max_skipped = 0.5;       // a parameter fails when it skipped more than this fraction of its entries + 1
 };
 
 // The outcome for one parameter.

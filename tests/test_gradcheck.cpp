@@ -160,6 +160,20 @@ TEST_CASE("a correct IndRNN (relu kinks) passes the default gradcheck; entries a
     }
 }
 
+TEST_CASE("the plain central difference (the check before issue 10) fails the same correct IndRNN at its kinks") {
+    IndRnn net;
+    GradcheckOptions old;
+    old.richardson = false;
+    old.eps = 1e-2f;
+    old.tolerance = 1e-2;
+    old.rel_floor = 0.0;
+    const GradcheckReport r = check(net, old);
+    show("IndRNN, plain central difference", r);
+    CHECK_FALSE(r.ok);
+    CHECK(r.max_rel_error > 0.1);  // a difference straddling a relu kink, not rounding
+    CHECK(r.skipped == 0);
+}
+
 TEST_CASE("a wrong rule fails: off by a factor, by a sign, alone and inside a recurrence") {
     Rng rng(13);
     Parameter p = uniform("p", {3, 4}, -1.0f, 1.0f, rng);
