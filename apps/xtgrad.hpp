@@ -8,6 +8,7 @@
 #include <xtgrad/layers/dropout.hpp>
 #include <xtgrad/layers/embedding.hpp>
 #include <xtgrad/layers/gru.hpp>
+#include <xtgrad/layers/layer_norm.hpp>
 #include <xtgrad/layers/linear.hpp>
 #include <xtgrad/layers/lstm.hpp>
 #include <xtgrad/layers/module.hpp>

@@ -42,6 +42,82 @@ void sigmoid(const float* x, float* y, std::size_t n) {
         [](float v) { return 1.0f / (1.0f + std::exp(-v)); });
 }
 
+void sqrt(const float* x, float* y, std::size_t n) {
+    map(x, y, n, [](B v) { return xsimd::sqrt(v); }, [](float v) { return std::sqrt(v); });
+}
+
+void rsqrt(const float* x, float* y, std::size_t n) {
+    map(x, y, n, [](B v) { return B(1.0f) / xsimd::sqrt(v); }, [](float v) { return 1.0f / std::sqrt(v); });
+}
+
+namespace {
+// x^e for an integer e >= 0 by repeated squaring (exact in the sign of x).
+template <class T>
+T ipow(T x, unsigned e) {
+    T r(1.0f);
+    while (e) {
+        if (e & 1u) r *= x;
+        x *= x;
+        e >>= 1;
+    }
+    return r;
+}
+}  // namespace
+
+void pow(const float* x, float* y, std::size_t n, float p) {
+    if (p == std::nearbyint(p) && std::abs(p) <= 64.0f) {
+        const unsigned e = static_cast<unsigned>(std::abs(p));
+        if (p >= 0.0f)
+            map(x, y, n, [e](B v) { return ipow(v, e); }, [e](float v) { return ipow(v, e); });
+        else
+            map(x, y, n, [e](B v) { return B(1.0f) / ipow(v, e); }, [e](float v) { return 1.0f / ipow(v, e); });
+        return;
+    }
+    if (p == 0.5f) return sqrt(x, y, n);
+    if (p == -0.5f) return rsqrt(x, y, n);
+    const B bp(p);
+    map(x, y, n, [bp](B v) { return xsimd::pow(v, bp); }, [p](float v) { return std::pow(v, p); });
+}
+
+float sum(const float* x, std::size_t n) {
+    B a0(0.0f), a1(0.0f);
+    std::size_t i = 0;
+    for (; i + 2 * W <= n; i += 2 * W) {
+        a0 += B::load_unaligned(x + i);
+        a1 += B::load_unaligned(x + i + W);
+    }
+    if (i + W <= n) {
+        a0 += B::load_unaligned(x + i);
+        i += W;
+    }
+    float s = xsimd::hadd(a0 + a1);
+    for (; i < n; ++i) s += x[i];
+    return s;
+}
+
+float dot(const float* a, const float* b, std::size_t n) {
+    B a0(0.0f), a1(0.0f);
+    std::size_t i = 0;
+    for (; i + 2 * W <= n; i += 2 * W) {
+        a0 = xsimd::fma(B::load_unaligned(a + i), B::load_unaligned(b + i), a0);
+        a1 = xsimd::fma(B::load_unaligned(a + i + W), B::load_unaligned(b + i + W), a1);
+    }
+    if (i + W <= n) {
+        a0 = xsimd::fma(B::load_unaligned(a + i), B::load_unaligned(b + i), a0);
+        i += W;
+    }
+    float s = xsimd::hadd(a0 + a1);
+    for (; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
+void axpy(float a, const float* x, float* y, std::size_t n) {
+    const B ba(a);
+    std::size_t i = 0;
+    for (; i + W <= n; i += W) xsimd::fma(ba, B::load_unaligned(x + i), B::load_unaligned(y + i)).store_unaligned(y + i);
+    for (; i < n; ++i) y[i] += a * x[i];
+}
+
 float max(const float* x, std::size_t n) {
     std::size_t i = 0;
     float m = x[0];

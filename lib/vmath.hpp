@@ -13,6 +13,18 @@ void log(const float* x, float* y, std::size_t n);
 void tanh(const float* x, float* y, std::size_t n);
 // y[i] = 1 / (1 + exp(-x[i]))
 void sigmoid(const float* x, float* y, std::size_t n);
+// y[i] = sqrt(x[i])
+void sqrt(const float* x, float* y, std::size_t n);
+// y[i] = 1 / sqrt(x[i]) (a true division, not the approximate reciprocal instruction)
+void rsqrt(const float* x, float* y, std::size_t n);
+// y[i] = x[i]^p: exact repeated products for integer p (any sign of x), exp(p log x) otherwise (x > 0)
+void pow(const float* x, float* y, std::size_t n, float p);
+// sum x[i], in vector lanes (float)
+float sum(const float* x, std::size_t n);
+// sum a[i] b[i], in vector lanes (float)
+float dot(const float* a, const float* b, std::size_t n);
+// y[i] += a x[i]
+void axpy(float a, const float* x, float* y, std::size_t n);
 // max over x[0..n), n > 0
 float max(const float* x, std::size_t n);
 // log(sum exp(x[i])), computed stably around the maximum; n > 0

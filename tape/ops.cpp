@@ -4,6 +4,7 @@
 // ones add.
 
 #include <xtgrad/tape/ops.hpp>
+#include <xtgrad/tape/op_kit.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -16,140 +17,9 @@
 
 namespace xtgrad {
 
+using namespace kit;
+
 namespace {
-
-// ---- helpers shared by the rules
-
-Tape& tape_of(const char* op, Var v) {
-    if (!v.tape) throw Error(fmt::format("{}: empty Var (not produced by any tape)", op));
-    return *v.tape;
-}
-
-const Array& val(Tape& t, Var v, const char* op) { return t.node(v, op).val(); }
-
-// The gradient buffer of input node i for accumulation, zero-filled on first touch; null if it needs none.
-Array* acc_buf(Tape& t, std::uint32_t i) {
-    Node& n = t.at(i);
-    if (!n.requires_grad) return nullptr;
-    Array& g = n.gradbuf();
-    if (!n.grad_live) {
-        ensure_shape(g, shape_of(n.val()));
-        g.fill(0.0f);
-        n.grad_live = true;
-    }
-    return &g;
-}
-
-// Like acc_buf, but a fresh buffer is left unfilled and `fresh` is set: the caller assigns instead of adding.
-Array* acc_raw(Tape& t, std::uint32_t i, bool& fresh) {
-    Node& n = t.at(i);
-    fresh = false;
-    if (!n.requires_grad) return nullptr;
-    Array& g = n.gradbuf();
-    if (!n.grad_live) {
-        ensure_shape(g, shape_of(n.val()));
-        n.grad_live = true;
-        fresh = true;
-    }
-    return &g;
-}
-
-// G (+)= f(k) for k over the buffer: the common shape of an elementwise rule.
-template <class F>
-void acc_map(Tape& t, std::uint32_t i, F f) {
-    bool fresh;
-    Array* G = acc_raw(t, i, fresh);
-    if (!G) return;
-    float* g = G->data();
-    const std::size_t n = G->size();
-    if (fresh)
-        for (std::size_t k = 0; k < n; ++k) g[k] = f(k);
-    else
-        for (std::size_t k = 0; k < n; ++k) g[k] += f(k);
-}
-
-// G (+)= op(A) op(B) with sgemm (beta = 0 on a fresh buffer, 1 otherwise).
-void acc_gemm(Tape& t, std::uint32_t i, const char* who, ConstMat A, bool ta, ConstMat B, bool tb) {
-    bool fresh;
-    Array* G = acc_raw(t, i, fresh);
-    if (G) gemm(who, A, ta, B, tb, mat(*G), 1.0f, fresh ? 0.0f : 1.0f);
-}
-
-// dW (+)= g^T x for the weight of an affine or matmul_t. A parameter's product over few rows (a recurrent step)
-// is deferred to the end of the pass, where the tape stacks all of that parameter's rows into one sgemm.
-void acc_weight_grad(Tape& t, std::uint32_t i, const char* who, const Array& g, const Array& x) {
-    Node& n = t.at(i);
-    if (!n.requires_grad) return;
-    constexpr std::size_t kSmall = 64;
-    if (n.ext_grad && g.shape()[0] <= kSmall) {
-        t.defer_weight_grad(n.ext_grad, &g, &x);
-        return;
-    }
-    acc_gemm(t, i, who, cmat(g), true, cmat(x), false);
-}
-
-// How to read a possibly broadcast operand at output position (r, c).
-struct Bcast {
-    std::size_t rs, cs;  // row and column strides, 0 along a broadcast dimension
-    explicit Bcast(const Array& a)
-        : rs(a.shape()[0] == 1 ? 0 : a.shape()[1]), cs(a.shape()[1] == 1 ? 0 : 1) {}
-    std::size_t at(std::size_t r, std::size_t c) const { return r * rs + c * cs; }
-};
-
-// The output shape of an elementwise op on a and b; each dim must match or be 1 on one side.
-Shape broadcast_shape(const char* op, const Array& a, const Array& b) {
-    Shape s{};
-    for (int d = 0; d < 2; ++d) {
-        const std::size_t x = a.shape()[d], y = b.shape()[d];
-        if (x != y && x != 1 && y != 1) {
-            throw ShapeError(fmt::format("{}: shapes {} and {} do not broadcast (dim {} is {} vs {})", op,
-                                         shape_str(a), shape_str(b), d, x, y));
-        }
-        s[d] = x == 1 ? y : x;
-    }
-    return s;
-}
-
-// y[r, c] = f(a[.], b[.]) with broadcasting.
-template <class F>
-void binary_forward(const Array& a, const Array& b, Array& y, F f) {
-    const std::size_t R = y.shape()[0], C = y.shape()[1];
-    const float *pa = a.data(), *pb = b.data();
-    float* py = y.data();
-    if (a.size() == y.size() && b.size() == y.size()) {
-        for (std::size_t k = 0; k < R * C; ++k) py[k] = f(pa[k], pb[k]);
-        return;
-    }
-    const Bcast ba(a), bb(b);
-    for (std::size_t r = 0; r < R; ++r)
-        for (std::size_t c = 0; c < C; ++c) py[r * C + c] = f(pa[ba.at(r, c)], pb[bb.at(r, c)]);
-}
-
-// Gradient of one operand of a broadcasting op: G[.] += f(g[r, c], other[.]), summed over broadcast dims.
-template <class F>
-void binary_backward(Tape& t, std::uint32_t i, const Array& g, const Array& other, F f) {
-    const Node& n = t.at(i);
-    if (!n.requires_grad) return;
-    const Array& self = n.val();
-    const float *pg = g.data(), *po = other.data();
-    if (self.size() == g.size() && other.size() == g.size()) {
-        acc_map(t, i, [&](std::size_t k) { return f(pg[k], po[k]); });
-        return;
-    }
-    float* G = acc_buf(t, i)->data();
-    const std::size_t R = g.shape()[0], C = g.shape()[1];
-    const Bcast bs(self), bo(other);
-    for (std::size_t r = 0; r < R; ++r)
-        for (std::size_t c = 0; c < C; ++c) G[bs.at(r, c)] += f(pg[r * C + c], po[bo.at(r, c)]);
-}
-
-void check_range(const char* op, const char* what, std::size_t lo, std::size_t hi, std::size_t n,
-                 const Array& x) {
-    if (!(lo < hi && hi <= n)) {
-        throw IndexError(fmt::format("{}: {} range [{}, {}) is empty or outside [0, {}) of {}", op, what, lo, hi,
-                                     n, shape_str(x)));
-    }
-}
 
 // y = a * x + b: the one rule behind scale, add_scalar and neg.
 Var linear_scalar(const char* op, Var x, float a, float b) {
@@ -165,16 +35,6 @@ Var linear_scalar(const char* op, Var x, float a, float b) {
     const float* px = X.data();
     float* py = y.value.data();
     for (std::size_t k = 0; k < X.size(); ++k) py[k] = a * px[k] + b;
-    return t.var(y);
-}
-
-// y = f(x) elementwise, with a vectorised kernel; `rule` is the backward rule reading x, y and g.
-Var unary(const char* op, Var x, void (*kernel)(const float*, float*, std::size_t), BackwardFn rule) {
-    Tape& t = tape_of(op, x);
-    const Array& X = val(t, x, op);
-    Node& y = t.record(op, {x}, rule);
-    ensure_shape(y.value, shape_of(X));
-    kernel(X.data(), y.value.data(), X.size());
     return t.var(y);
 }
 
@@ -227,6 +87,25 @@ Var mul(Var a, Var b) {
     return t.var(y);
 }
 
+// y = a / b     da += g / b, db -= g y / b        a, b: broadcastable -> broadcast shape
+Var div(Var a, Var b) {
+    Tape& t = tape_of("div", a);
+    const Array &A = val(t, a, "div"), &B = val(t, b, "div");
+    const Shape s = broadcast_shape("div", A, B);
+    Node& y = t.record("div", {a, b}, [](Tape& t, Node& y) {
+        const Array& B = t.at(y.in[1]).val();
+        binary_backward(t, y.in[0], y.grad, B, [](float g, float q) { return g / q; });
+        if (!t.at(y.in[1]).requires_grad) return;
+        ensure_shape(y.scratch, shape_of(y.value));  // g y, then reduced over b's broadcast dimensions
+        const float *g = y.grad.data(), *v = y.value.data();
+        float* gy = y.scratch.data();
+        for (std::size_t k = 0; k < y.scratch.size(); ++k) gy[k] = g[k] * v[k];
+        binary_backward(t, y.in[1], y.scratch, B, [](float gy, float q) { return -gy / q; });
+    });
+    binary_forward(A, B, out(y, s), [](float p, float q) { return p / q; });
+    return t.var(y);
+}
+
 // y = c x      dx += c g
 Var scale(Var x, float c) { return linear_scalar("scale", x, c, 0.0f); }
 // y = x + c    dx += g
@@ -237,18 +116,19 @@ Var neg(Var x) { return linear_scalar("neg", x, -1.0f, 0.0f); }
 // ============================================================ matrix products
 
 // y = a b      da += g b^T, db += a^T g          a: (M x K), b: (K x N) -> (M x N)
+// db (b is the weight in h W) is stacked across steps by acc_weight_grad; da (a weight on the left, W x) is not:
+// its product g b^T sums over the columns of g, which do not stack by rows.
 Var matmul(Var a, Var b) {
     Tape& t = tape_of("matmul", a);
     const Array &A = val(t, a, "matmul"), &B = val(t, b, "matmul");
+    if (A.shape()[1] != B.shape()[0])
+        throw ShapeError(fmt::format("matmul: cannot multiply {} by {}", shape_str(A), shape_str(B)));
     Node& y = t.record("matmul", {a, b}, [](Tape& t, Node& y) {
         const Array &A = t.at(y.in[0]).val(), &B = t.at(y.in[1]).val();
         acc_gemm(t, y.in[0], "matmul backward", cmat(y.grad), false, cmat(B), true);
-        acc_gemm(t, y.in[1], "matmul backward", cmat(A), true, cmat(y.grad), false);
+        acc_weight_grad(t, y.in[1], "matmul backward", A, y.grad);
     });
-    if (A.shape()[1] != B.shape()[0])
-        throw ShapeError(fmt::format("matmul: cannot multiply {} by {}", shape_str(A), shape_str(B)));
-    ensure_shape(y.value, {A.shape()[0], B.shape()[1]});
-    gemm("matmul", A, false, B, false, y.value);
+    gemm("matmul", A, false, B, false, out(y, {A.shape()[0], B.shape()[1]}));
     return t.var(y);
 }
 
@@ -256,16 +136,15 @@ Var matmul(Var a, Var b) {
 Var matmul_t(Var a, Var b) {
     Tape& t = tape_of("matmul_t", a);
     const Array &A = val(t, a, "matmul_t"), &B = val(t, b, "matmul_t");
+    if (A.shape()[1] != B.shape()[1])
+        throw ShapeError(fmt::format("matmul_t: cannot multiply {} by the transpose of {}", shape_str(A),
+                                     shape_str(B)));
     Node& y = t.record("matmul_t", {a, b}, [](Tape& t, Node& y) {
         const Array &A = t.at(y.in[0]).val(), &B = t.at(y.in[1]).val();
         acc_gemm(t, y.in[0], "matmul_t backward", cmat(y.grad), false, cmat(B), false);
         acc_weight_grad(t, y.in[1], "matmul_t backward", y.grad, A);
     });
-    if (A.shape()[1] != B.shape()[1])
-        throw ShapeError(fmt::format("matmul_t: cannot multiply {} by the transpose of {}", shape_str(A),
-                                     shape_str(B)));
-    ensure_shape(y.value, {A.shape()[0], B.shape()[0]});
-    gemm("matmul_t", A, false, B, true, y.value);
+    gemm("matmul_t", A, false, B, true, out(y, {A.shape()[0], B.shape()[0]}));
     return t.var(y);
 }
 
@@ -347,6 +226,43 @@ Var log(Var x) {
     });
 }
 
+// y = sqrt(x)        dx += g / (2 y)
+Var sqrt(Var x) {
+    return unary("sqrt", x, vmath::sqrt, [](Tape& t, Node& y) {
+        const float *g = y.grad.data(), *v = y.value.data();
+        acc_map(t, y.in[0], [&](std::size_t k) { return 0.5f * g[k] / v[k]; });
+    });
+}
+
+// y = 1 / sqrt(x)    dx += -g y^3 / 2
+Var rsqrt(Var x) {
+    return unary("rsqrt", x, vmath::rsqrt, [](Tape& t, Node& y) {
+        const float *g = y.grad.data(), *v = y.value.data();
+        acc_map(t, y.in[0], [&](std::size_t k) { return -0.5f * g[k] * v[k] * v[k] * v[k]; });
+    });
+}
+
+// y = x^p            dx += g p x^(p-1)            x: (M x N) -> (M x N); p = 2 is a fused square
+Var pow(Var x, float p) {
+    Tape& t = tape_of("pow", x);
+    const Array& X = val(t, x, "pow");
+    if (!std::isfinite(p)) throw ConfigError(fmt::format("pow: exponent {} is not finite", p));
+    Node& y = t.record("pow", {x}, [](Tape& t, Node& y) {
+        const float p = y.f0;
+        const float *g = y.grad.data(), *x = t.at(y.in[0]).val().data();
+        if (p == 2.0f) return acc_map(t, y.in[0], [&](std::size_t k) { return 2.0f * g[k] * x[k]; });
+        if (p == 1.0f) return acc_map(t, y.in[0], [&](std::size_t k) { return g[k]; });
+        if (p == 0.0f) return acc_map(t, y.in[0], [&](std::size_t) { return 0.0f; });
+        ensure_shape(y.scratch, shape_of(y.value));  // x^(p-1)
+        vmath::pow(x, y.scratch.data(), y.scratch.size(), p - 1.0f);
+        const float* d = y.scratch.data();
+        acc_map(t, y.in[0], [&](std::size_t k) { return p * g[k] * d[k]; });
+    });
+    y.f0 = p;
+    vmath::pow(X.data(), out(y, shape_of(X)).data(), X.size(), p);
+    return t.var(y);
+}
+
 // ============================================================ reductions
 
 namespace {
@@ -359,9 +275,54 @@ Var reduce_all(const char* op, Var x, bool average) {
     });
     double s = 0.0;  // double accumulation: finite differences of a sum stay accurate
     for (float v : X) s += v;
-    y.f0 = average ? 1.0f / static_cast<float>(std::max<std::size_t>(X.size(), 1)) : 1.0f;
-    ensure_shape(y.value, {1, 1});
-    y.value(0, 0) = static_cast<float>(s * y.f0);
+    const std::size_t n = std::max<std::size_t>(X.size(), 1);
+    y.f0 = average ? 1.0f / static_cast<float>(n) : 1.0f;
+    y.f64 = average ? s / static_cast<double>(n) : s;
+    out(y, {1, 1})(0, 0) = static_cast<float>(y.f64);
+    return t.var(y);
+}
+
+// y = s * sum of x along `axis`, keeping the dimension; the rule broadcasts s g back.
+Var reduce_axis(const char* op, Var x, int axis, bool average) {
+    Tape& t = tape_of(op, x);
+    const Array& X = val(t, x, op);
+    check_axis(op, axis);
+    const std::size_t M = X.shape()[0], N = X.shape()[1];
+    Node& y = t.record(op, {x}, [](Tape& t, Node& y) {
+        bool fresh;
+        Array* G = acc_raw(t, y.in[0], fresh);
+        if (!G) return;
+        const std::size_t M = G->shape()[0], N = G->shape()[1];
+        const float s = y.f0, *g = y.grad.data();
+        float* d = G->data();
+        for (std::size_t r = 0; r < M; ++r) {
+            float* dr = d + r * N;
+            if (y.i0 == 1) {  // every entry of row r gets s g[r]
+                const float v = s * g[r];
+                if (fresh)
+                    std::fill(dr, dr + N, v);
+                else
+                    for (std::size_t c = 0; c < N; ++c) dr[c] += v;
+            } else if (fresh) {  // row r gets s g
+                for (std::size_t c = 0; c < N; ++c) dr[c] = s * g[c];
+            } else {
+                vmath::axpy(s, g, dr, N);
+            }
+        }
+    });
+    y.i0 = axis;
+    y.f0 = average ? 1.0f / static_cast<float>(std::max<std::size_t>(axis == 1 ? N : M, 1)) : 1.0f;
+    const float s = y.f0;
+    const float* px = X.data();
+    if (axis == 1) {
+        float* py = out(y, {M, 1}).data();
+        for (std::size_t r = 0; r < M; ++r) py[r] = s * vmath::sum(px + r * N, N);
+    } else {
+        float* py = out(y, {1, N}).data();
+        std::fill(py, py + N, 0.0f);
+        for (std::size_t r = 0; r < M; ++r) vmath::axpy(1.0f, px + r * N, py, N);
+        if (average) vmath::scale(py, N, s);
+    }
     return t.var(y);
 }
 }  // namespace
@@ -370,6 +331,109 @@ Var reduce_all(const char* op, Var x, bool average) {
 Var sum(Var x) { return reduce_all("sum", x, false); }
 // y = sum_ij x_ij / n    dx_ij += g / n             -> (1 x 1)
 Var mean(Var x) { return reduce_all("mean", x, true); }
+
+// y_i = sum_j x_ij (axis 1), y_j = sum_i x_ij (axis 0)      dx_ij += g_i (or g_j)
+// x: (M x N) -> (M x 1) (axis 1) or (1 x N) (axis 0)
+Var sum(Var x, int axis) { return reduce_axis("sum_axis", x, axis, false); }
+
+// y_i = sum_j x_ij / N (axis 1), y_j = sum_i x_ij / M (axis 0)      dx_ij += g_i / N (or g_j / M)
+// x: (M x N) -> (M x 1) (axis 1) or (1 x N) (axis 0)
+Var mean(Var x, int axis) { return reduce_axis("mean_axis", x, axis, true); }
+
+// y_i = max_j x_ij (axis 1), y_j = max_i x_ij (axis 0)      dx at the (first) maximum += g
+// x: (M x N) -> (M x 1) (axis 1) or (1 x N) (axis 0); ids keeps the position of each maximum
+Var max(Var x, int axis) {
+    Tape& t = tape_of("max_axis", x);
+    const Array& X = val(t, x, "max_axis");
+    check_axis("max_axis", axis);
+    const std::size_t M = X.shape()[0], N = X.shape()[1];
+    if (X.size() == 0) throw ShapeError(fmt::format("max_axis: input {} is empty", shape_str(X)));
+    Node& y = t.record("max_axis", {x}, [](Tape& t, Node& y) {
+        Array* G = acc_buf(t, y.in[0]);
+        if (!G) return;
+        const std::size_t N = G->shape()[1];
+        const float* g = y.grad.data();
+        float* d = G->data();
+        for (std::size_t k = 0; k < y.ids.size(); ++k) {
+            const std::size_t at = static_cast<std::size_t>(y.ids[k]);
+            d[y.i0 == 1 ? k * N + at : at * N + k] += g[k];
+        }
+    });
+    y.i0 = axis;
+    const float* px = X.data();
+    if (axis == 1) {
+        y.ids.resize(M);
+        float* py = out(y, {M, 1}).data();
+        for (std::size_t r = 0; r < M; ++r) {
+            const float* xr = px + r * N;
+            std::size_t best = 0;
+            for (std::size_t c = 1; c < N; ++c)
+                if (xr[c] > xr[best] || (std::isnan(xr[c]) && !std::isnan(xr[best]))) best = c;
+            y.ids[r] = static_cast<std::int32_t>(best);
+            py[r] = xr[best];
+        }
+    } else {
+        y.ids.assign(N, 0);
+        float* py = out(y, {1, N}).data();
+        std::copy(px, px + N, py);
+        for (std::size_t r = 1; r < M; ++r) {
+            const float* xr = px + r * N;
+            for (std::size_t c = 0; c < N; ++c) {
+                if (xr[c] > py[c] || (std::isnan(xr[c]) && !std::isnan(py[c]))) {
+                    py[c] = xr[c];
+                    y.ids[c] = static_cast<std::int32_t>(r);
+                }
+            }
+        }
+    }
+    return t.var(y);
+}
+
+namespace {
+// s * sum of the entries of x where the mask (broadcast to x) is 1; s = 1 or 1 / count.
+Var masked_reduce(const char* op, Var x, Var mask, bool average) {
+    Tape& t = tape_of(op, x);
+    const Array &X = val(t, x, op), &Mk = val(t, mask, op);
+    if (broadcast_shape(op, X, Mk) != shape_of(X))
+        throw ShapeError(fmt::format("{}: mask {} does not broadcast to x {}", op, shape_str(Mk), shape_str(X)));
+    check_mask(op, Mk);
+    Node& y = t.record(op, {x, mask}, [](Tape& t, Node& y) {
+        bool fresh;
+        Array* G = acc_raw(t, y.in[0], fresh);
+        if (!G) return;
+        const Array& Mk = t.at(y.in[1]).val();
+        const float g = y.grad(0, 0) * y.f0;
+        const std::size_t M = G->shape()[0], N = G->shape()[1];
+        const Bcast bm(Mk);
+        float* d = G->data();
+        for (std::size_t r = 0; r < M; ++r)
+            for (std::size_t c = 0; c < N; ++c) {
+                const float v = Mk.data()[bm.at(r, c)] != 0.0f ? g : 0.0f;
+                d[r * N + c] = fresh ? v : d[r * N + c] + v;
+            }
+    });
+    const std::size_t M = X.shape()[0], N = X.shape()[1];
+    const Bcast bm(Mk);
+    double s = 0.0;
+    std::size_t count = 0;
+    for (std::size_t r = 0; r < M; ++r)
+        for (std::size_t c = 0; c < N; ++c)
+            if (Mk.data()[bm.at(r, c)] != 0.0f) {
+                s += X.data()[r * N + c];
+                ++count;
+            }
+    y.f0 = average ? (count ? 1.0f / static_cast<float>(count) : 0.0f) : 1.0f;
+    y.f64 = average ? (count ? s / static_cast<double>(count) : 0.0) : s;
+    out(y, {1, 1})(0, 0) = static_cast<float>(y.f64);
+    return t.var(y);
+}
+}  // namespace
+
+// y = sum_ij m_ij x_ij     dx_ij += g m_ij          x: (M x N), mask: 0/1, broadcast to x -> (1 x 1)
+Var masked_sum(Var x, Var mask) { return masked_reduce("masked_sum", x, mask, false); }
+
+// y = sum_ij m_ij x_ij / sum_ij m_ij   dx_ij += g m_ij / count   (count = 0: y = 0)   -> (1 x 1)
+Var masked_mean(Var x, Var mask) { return masked_reduce("masked_mean", x, mask, true); }
 
 // ============================================================ slicing and joining
 
@@ -475,6 +539,163 @@ Var concat_rows(const std::vector<Var>& xs) {
     ensure_shape(y.value, {M, N});
     float* out = y.value.data();
     for (const Var& v : xs) out = std::copy(val(t, v, "concat_rows").begin(), val(t, v, "concat_rows").end(), out);
+    return t.var(y);
+}
+
+// y = x^T            dx += g^T                     x: (M x N) -> (N x M)
+Var transpose(Var x) {
+    Tape& t = tape_of("transpose", x);
+    const Array& X = val(t, x, "transpose");
+    const std::size_t M = X.shape()[0], N = X.shape()[1];
+    Node& y = t.record("transpose", {x}, [](Tape& t, Node& y) {
+        bool fresh;
+        Array* G = acc_raw(t, y.in[0], fresh);
+        if (!G) return;
+        const std::size_t M = G->shape()[0], N = G->shape()[1];
+        const float* g = y.grad.data();  // (N x M)
+        float* d = G->data();
+        for (std::size_t r = 0; r < M; ++r)
+            for (std::size_t c = 0; c < N; ++c) d[r * N + c] = (fresh ? 0.0f : d[r * N + c]) + g[c * M + r];
+    });
+    float* py = out(y, {N, M}).data();
+    constexpr std::size_t tile = 32;  // cache-friendly tiles
+    for (std::size_t r0 = 0; r0 < M; r0 += tile)
+        for (std::size_t c0 = 0; c0 < N; c0 += tile)
+            for (std::size_t r = r0; r < std::min(M, r0 + tile); ++r)
+                for (std::size_t c = c0; c < std::min(N, c0 + tile); ++c) py[c * M + r] = X.data()[r * N + c];
+    return t.var(y);
+}
+
+// ============================================================ products for attention over k states
+
+namespace {
+// The block width of m for a (rows x w) query: m must have the same rows and k >= 1 blocks of w columns.
+std::size_t blocks_of(const char* op, const Array& q, const Array& m, bool q_is_weights) {
+    const std::size_t R = q.shape()[0], w = q.shape()[1], Mc = m.shape()[1];
+    const std::size_t k = q_is_weights ? w : (w ? Mc / w : 0), H = q_is_weights ? (w ? Mc / w : 0) : w;
+    if (m.shape()[0] != R || w == 0 || Mc == 0 || Mc % w != 0) {
+        throw ShapeError(fmt::format(
+            "{}: {} {} and memory {} do not fit (want the same rows and memory columns a multiple of {})", op,
+            q_is_weights ? "weights" : "query", shape_str(q), shape_str(m), w));
+    }
+    return q_is_weights ? H : k;
+}
+}  // namespace
+
+// y[b, j] = sum_h q[b, h] m[b, j H + h]       dq[b, :] += sum_j g[b, j] m[b, block j], dm[b, block j] += g[b, j] q[b, :]
+// q: (B x H), m: (B x k*H) -> (B x k); with k = 1 (m: B x H) the per-row dot product
+Var block_dot(Var q, Var m) {
+    Tape& t = tape_of("block_dot", q);
+    const Array &Q = val(t, q, "block_dot"), &Mm = val(t, m, "block_dot");
+    const std::size_t k = blocks_of("block_dot", Q, Mm, false), B = Q.shape()[0], H = Q.shape()[1];
+    Node& y = t.record("block_dot", {q, m}, [](Tape& t, Node& y) {
+        const Array &Q = t.at(y.in[0]).val(), &Mm = t.at(y.in[1]).val();
+        const std::size_t B = Q.shape()[0], H = Q.shape()[1], k = y.grad.shape()[1];
+        const float* g = y.grad.data();
+        bool fresh;
+        if (Array* G = acc_raw(t, y.in[0], fresh)) {
+            for (std::size_t b = 0; b < B; ++b) {
+                float* d = G->data() + b * H;
+                if (fresh) std::fill(d, d + H, 0.0f);
+                for (std::size_t j = 0; j < k; ++j) vmath::axpy(g[b * k + j], Mm.data() + (b * k + j) * H, d, H);
+            }
+        }
+        if (Array* G = acc_raw(t, y.in[1], fresh)) {
+            for (std::size_t b = 0; b < B; ++b)
+                for (std::size_t j = 0; j < k; ++j) {
+                    float* d = G->data() + (b * k + j) * H;
+                    if (fresh) std::fill(d, d + H, 0.0f);
+                    vmath::axpy(g[b * k + j], Q.data() + b * H, d, H);
+                }
+        }
+    });
+    float* py = out(y, {B, k}).data();
+    for (std::size_t b = 0; b < B; ++b)
+        for (std::size_t j = 0; j < k; ++j) py[b * k + j] = vmath::dot(Q.data() + b * H, Mm.data() + (b * k + j) * H, H);
+    return t.var(y);
+}
+
+// y[b, :] = sum_j w[b, j] m[b, block j]       dw[b, j] += g[b, :] . m[b, block j], dm[b, block j] += w[b, j] g[b, :]
+// w: (B x k), m: (B x k*H) -> (B x H)
+Var block_mix(Var w, Var m) {
+    Tape& t = tape_of("block_mix", w);
+    const Array &Wt = val(t, w, "block_mix"), &Mm = val(t, m, "block_mix");
+    const std::size_t H = blocks_of("block_mix", Wt, Mm, true), B = Wt.shape()[0], k = Wt.shape()[1];
+    Node& y = t.record("block_mix", {w, m}, [](Tape& t, Node& y) {
+        const Array &Wt = t.at(y.in[0]).val(), &Mm = t.at(y.in[1]).val();
+        const std::size_t B = Wt.shape()[0], k = Wt.shape()[1], H = y.grad.shape()[1];
+        const float* g = y.grad.data();
+        bool fresh;
+        if (Array* G = acc_raw(t, y.in[0], fresh)) {
+            float* d = G->data();
+            for (std::size_t b = 0; b < B; ++b)
+                for (std::size_t j = 0; j < k; ++j) {
+                    const float v = vmath::dot(g + b * H, Mm.data() + (b * k + j) * H, H);
+                    d[b * k + j] = fresh ? v : d[b * k + j] + v;
+                }
+        }
+        if (Array* G = acc_raw(t, y.in[1], fresh)) {
+            for (std::size_t b = 0; b < B; ++b)
+                for (std::size_t j = 0; j < k; ++j) {
+                    float* d = G->data() + (b * k + j) * H;
+                    if (fresh) std::fill(d, d + H, 0.0f);
+                    vmath::axpy(Wt.data()[b * k + j], g + b * H, d, H);
+                }
+        }
+    });
+    float* py = out(y, {B, H}).data();
+    std::fill(py, py + B * H, 0.0f);
+    for (std::size_t b = 0; b < B; ++b)
+        for (std::size_t j = 0; j < k; ++j) vmath::axpy(Wt.data()[b * k + j], Mm.data() + (b * k + j) * H, py + b * H, H);
+    return t.var(y);
+}
+
+// ============================================================ selection by a 0/1 mask
+
+// y = m ? a : b (a copy, not arithmetic)      da += m g, db += (1 - m) g (each summed over its broadcast dims)
+// mask, a, b: broadcastable (e.g. a (B x 1) mask over (B x H) states) -> broadcast shape; no gradient to the mask
+Var where(Var mask, Var a, Var b) {
+    Tape& t = tape_of("where", mask);
+    const Array &Mk = val(t, mask, "where"), &A = val(t, a, "where"), &Bv = val(t, b, "where");
+    const Shape s = broadcast_shape("where", broadcast_shape("where", shape_of(A), shape_of(Bv)), shape_of(Mk));
+    check_mask("where", Mk);
+    Node& y = t.record("where", {mask, a, b}, [](Tape& t, Node& y) {
+        const Array& Mk = t.at(y.in[0]).val();
+        binary_backward(t, y.in[1], y.grad, Mk, [](float g, float m) { return m != 0.0f ? g : 0.0f; });
+        binary_backward(t, y.in[2], y.grad, Mk, [](float g, float m) { return m != 0.0f ? 0.0f : g; });
+    });
+    const std::size_t R = s[0], C = s[1];
+    float* py = out(y, s).data();
+    const Bcast bm(Mk), ba(A), bb(Bv);
+    for (std::size_t r = 0; r < R; ++r) {
+        const float *mr = Mk.data() + r * bm.rs, *ar = A.data() + r * ba.rs, *br = Bv.data() + r * bb.rs;
+        float* yr = py + r * C;
+        if (!bm.cs) {  // one choice for the whole row
+            const bool pick_a = mr[0] != 0.0f;
+            const float* src = pick_a ? ar : br;
+            if (pick_a ? ba.cs : bb.cs)
+                std::copy(src, src + C, yr);
+            else
+                std::fill(yr, yr + C, src[0]);
+        } else {
+            for (std::size_t c = 0; c < C; ++c) yr[c] = mr[c] != 0.0f ? ar[c * ba.cs] : br[c * bb.cs];
+        }
+    }
+    return t.var(y);
+}
+
+// y = m ? v : x      dx += (1 - m) g                x: (M x N), mask: 0/1 broadcast to x -> (M x N)
+Var masked_fill(Var x, Var mask, float v) {
+    Tape& t = tape_of("masked_fill", x);
+    const Array &X = val(t, x, "masked_fill"), &Mk = val(t, mask, "masked_fill");
+    if (broadcast_shape("masked_fill", shape_of(X), shape_of(Mk)) != shape_of(X))
+        throw ShapeError(fmt::format("masked_fill: mask {} does not broadcast to x {}", shape_str(Mk), shape_str(X)));
+    check_mask("masked_fill", Mk);
+    Node& y = t.record("masked_fill", {x, mask}, [](Tape& t, Node& y) {
+        const Array& Mk = t.at(y.in[1]).val();
+        binary_backward(t, y.in[0], y.grad, Mk, [](float g, float m) { return m != 0.0f ? 0.0f : g; });
+    });
+    binary_forward(X, Mk, out(y, shape_of(X)), [v](float p, float m) { return m != 0.0f ? v : p; });
     return t.var(y);
 }
 
@@ -625,8 +846,8 @@ Var cross_entropy(Var logits, const Ids& targets, Reduction reduction, int ignor
         y.aux(i, 0) = lse;
         if (targets[i] != ignore_index) total += static_cast<double>(lse) - X(i, targets[i]);
     }
-    ensure_shape(y.value, {1, 1});
-    y.value(0, 0) = static_cast<float>(total * y.f0);
+    y.f64 = reduction == Reduction::mean ? (count ? total / static_cast<double>(count) : 0.0) : total;
+    out(y, {1, 1})(0, 0) = static_cast<float>(y.f64);
     return t.var(y);
 }
 

@@ -17,6 +17,8 @@ Var add(Var a, Var b);
 Var sub(Var a, Var b);
 // y = a * b (elementwise)
 Var mul(Var a, Var b);
+// y = a / b (elementwise)
+Var div(Var a, Var b);
 // y = c * x
 Var scale(Var x, float c);
 // y = x + c
@@ -26,7 +28,7 @@ Var neg(Var x);
 
 // ---- matrix products (BLAS sgemm)
 
-// y = a b            a: (M x K), b: (K x N) -> (M x N)
+// y = a b            a: (M x K), b: (K x N) -> (M x N)   (b's gradient is stacked across steps, a's is not)
 Var matmul(Var a, Var b);
 // y = a b^T          a: (M x K), b: (N x K) -> (M x N)
 Var matmul_t(Var a, Var b);
@@ -45,6 +47,14 @@ Var relu(Var x);
 Var exp(Var x);
 // y = log(x)
 Var log(Var x);
+// y = sqrt(x)
+Var sqrt(Var x);
+// y = 1 / sqrt(x)
+Var rsqrt(Var x);
+// y = x^p (x > 0 unless p is an integer); p = 2 is a fused square
+Var pow(Var x, float p);
+// y = x^2 (pow(x, 2): one pass forward, one backward)
+inline Var square(Var x) { return pow(x, 2.0f); }
 
 // ---- reductions
 
@@ -52,6 +62,17 @@ Var log(Var x);
 Var sum(Var x);
 // y = mean of all entries -> (1 x 1)
 Var mean(Var x);
+// Sum along an axis, keeping the dimension: axis 1 sums each row (M x N) -> (M x 1), axis 0 each column -> (1 x N)
+Var sum(Var x, int axis);
+// Mean along an axis, keeping the dimension: axis 1 -> (M x 1), axis 0 -> (1 x N)
+Var mean(Var x, int axis);
+// Maximum along an axis, keeping the dimension: axis 1 -> (M x 1), axis 0 -> (1 x N); the gradient goes to the
+// first maximal entry
+Var max(Var x, int axis);
+// y = sum of x where mask is 1 -> (1 x 1); mask: 0/1 entries, broadcast to x ((M x 1) per-row, (M x N), ...)
+Var masked_sum(Var x, Var mask);
+// y = mean of x over the entries where mask is 1 (0 if none) -> (1 x 1); mask as in masked_sum
+Var masked_mean(Var x, Var mask);
 
 // ---- slicing and joining (copies)
 
@@ -63,6 +84,23 @@ Var rows(Var x, std::size_t r0, std::size_t r1);
 Var concat_cols(const std::vector<Var>& xs);
 // y = [x0; x1; ...] stacked; all inputs have the same cols
 Var concat_rows(const std::vector<Var>& xs);
+// y = x^T            (M x N) -> (N x M)
+Var transpose(Var x);
+
+// ---- attention over k states kept side by side in a memory row m = [s_1 s_2 ... s_k]: (B x k*H)
+
+// Scores: y[b, j] = q[b, :] . m[b, jH:(j+1)H]      q: (B x H), m: (B x k*H) -> (B x k)
+// With m (B x H) (k = 1) this is the per-row dot product -> (B x 1).
+Var block_dot(Var q, Var m);
+// Context: y[b, :] = sum_j w[b, j] m[b, jH:(j+1)H]  w: (B x k), m: (B x k*H) -> (B x H)
+Var block_mix(Var w, Var m);
+
+// ---- selection by a 0/1 mask (exact copies; no gradient flows into a mask)
+
+// y = mask ? a : b entrywise; mask, a, b broadcastable (a (B x 1) mask selects whole rows) -> broadcast shape
+Var where(Var mask, Var a, Var b);
+// y = mask ? v : x entrywise; mask broadcast to x
+Var masked_fill(Var x, Var mask, float v);
 
 // ---- embedding lookup
 
@@ -96,6 +134,8 @@ Var cross_entropy(Var logits, const Ids& targets, Reduction reduction = Reductio
 inline Var operator+(Var a, Var b) { return add(a, b); }
 inline Var operator-(Var a, Var b) { return sub(a, b); }
 inline Var operator*(Var a, Var b) { return mul(a, b); }
+inline Var operator/(Var a, Var b) { return div(a, b); }
+inline Var operator/(Var x, float c) { return scale(x, 1.0f / c); }
 inline Var operator-(Var x) { return neg(x); }
 inline Var operator*(float c, Var x) { return scale(x, c); }
 inline Var operator*(Var x, float c) { return scale(x, c); }

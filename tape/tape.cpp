@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <limits>
 
 #include <fmt/core.h>
 
@@ -98,6 +99,8 @@ Node& Tape::push(const char* op) {
     n.backward = nullptr;
     n.f0 = 0.0f;
     n.i0 = n.i1 = 0;
+    n.f64 = std::numeric_limits<double>::quiet_NaN();
+    n.pending = 0;
     n.requires_grad = false;
     n.grad_live = false;
     ++size_;
@@ -118,6 +121,12 @@ Var Tape::constant(const Array& a) {
     Node& n = push("constant");
     ensure_shape(n.value, shape_of(a));
     std::copy(a.begin(), a.end(), n.value.begin());
+    return var(n);
+}
+
+Var Tape::borrow(const Array& a) {
+    Node& n = push("borrow");
+    n.ext_value = &a;
     return var(n);
 }
 
@@ -176,6 +185,7 @@ void Tape::run_backward(Var out, const Array* seed) {
     for (std::size_t i = 0; i < size_; ++i) {
         Node& n = *nodes_[i];
         if (!n.ext_grad) n.grad_live = false;
+        n.pending = 0;
     }
     Array& g = top.gradbuf();
     if (!top.ext_grad) {
@@ -189,53 +199,95 @@ void Tape::run_backward(Var out, const Array* seed) {
         g(0, 0) += 1.0f;  // d loss / d loss
     }
     deferred_.clear();
+    stacking_ = StackingStats{};
+    // A node's deferred products are added before its rule reads its gradient; parameters' at the very end.
     if (profiling_) {
         mark_forward();
+        OpTiming& stacked = profile_["(deferred weight gradients)"];
         for (std::size_t i = out.index + 1; i-- > 0;) {
             Node& n = *nodes_[i];
+            if (n.pending) {
+                const double t0 = seconds();
+                flush_deferred(&n.grad);
+                stacked.backward_s += seconds() - t0;
+            }
             if (!n.backward || !n.grad_live) continue;
             const double t0 = seconds();
             n.backward(*this, n);
             timing_of(n).backward_s += seconds() - t0;
         }
         const double t0 = seconds();
-        flush_weight_grads();
-        profile_["(deferred weight gradients)"].backward_s += seconds() - t0;
+        flush_all_deferred();
+        stacked.backward_s += seconds() - t0;
         last_mark_ = seconds();
         return;
     }
     for (std::size_t i = out.index + 1; i-- > 0;) {
         Node& n = *nodes_[i];
+        if (n.pending) flush_deferred(&n.grad);
         if (n.backward && n.grad_live) n.backward(*this, n);
     }
-    flush_weight_grads();
+    flush_all_deferred();
 }
 
-void Tape::defer_weight_grad(Array* grad, const Array* g, const Array* x) { deferred_.push_back({grad, g, x}); }
+void Tape::defer_weight_grad(Node& target, const Array& A, const Array& B) {
+    if (!target.requires_grad) return;
+    if (!target.ext_grad) ++target.pending;  // a parameter's products wait for the end of the pass
+    deferred_.push_back({&target.gradbuf(), &target, &A, &B});
+    ++stacking_.products;
+}
 
-void Tape::flush_weight_grads() {
-    // For each parameter in turn (first come, first served), stack its products' rows and multiply once.
-    for (std::size_t first = 0; first < deferred_.size(); ++first) {
-        Array* grad = deferred_[first].grad;
-        if (!grad) continue;  // already done with an earlier entry's parameter
-        const std::size_t N = deferred_[first].g->shape()[1], K = deferred_[first].x->shape()[1];
-        std::size_t rows = 0;
-        for (std::size_t k = first; k < deferred_.size(); ++k)
-            if (deferred_[k].grad == grad) rows += deferred_[k].g->shape()[0];
-        pack_g_.resize(rows * N);  // never shrinks its capacity: no allocation in steady state
-        pack_x_.resize(rows * K);
-        std::size_t at = 0;
-        for (std::size_t k = first; k < deferred_.size(); ++k) {
-            if (deferred_[k].grad != grad) continue;
-            const Array &g = *deferred_[k].g, &x = *deferred_[k].x;
-            std::copy(g.begin(), g.end(), pack_g_.data() + at * N);
-            std::copy(x.begin(), x.end(), pack_x_.data() + at * K);
-            at += g.shape()[0];
-            deferred_[k].grad = nullptr;
-        }
-        gemm("deferred weight gradient", ConstMat{pack_g_.data(), rows, N, N}, true, ConstMat{pack_x_.data(), rows, K, K},
-             false, mat(*grad), 1.0f, 1.0f);
+void Tape::flush_deferred(Array* grad) {
+    // Stack the rows of every pending product into grad (in the order they came) and multiply once.
+    std::size_t first = deferred_.size(), count = 0, rows = 0;
+    for (std::size_t k = 0; k < deferred_.size(); ++k) {
+        if (deferred_[k].grad != grad) continue;
+        first = std::min(first, k);
+        ++count;
+        rows += deferred_[k].A->shape()[0];
     }
+    if (count == 0) return;
+    Node& target = *deferred_[first].node;
+    float beta = 1.0f;
+    if (!target.grad_live) {  // no rule has written it yet: the product assigns
+        ensure_shape(*grad, shape_of(target.val()));
+        target.grad_live = true;
+        beta = 0.0f;
+    }
+    ++stacking_.gemms;
+    if (count == 1) {
+        Deferred& d = deferred_[first];
+        gemm("deferred weight gradient", cmat(*d.A), true, cmat(*d.B), false, mat(*grad), 1.0f, beta);
+        d.grad = nullptr;
+        target.pending = 0;
+        return;
+    }
+    ++stacking_.stacked;
+    const std::size_t N = deferred_[first].A->shape()[1], K = deferred_[first].B->shape()[1];
+    pack_a_.resize(rows * N);  // never shrinks its capacity: no allocation in steady state
+    pack_b_.resize(rows * K);
+    std::size_t at = 0;
+    for (std::size_t k = first; k < deferred_.size(); ++k) {
+        Deferred& d = deferred_[k];
+        if (d.grad != grad) continue;
+        if (d.A->shape()[1] != N || d.B->shape()[1] != K || d.B->shape()[0] != d.A->shape()[0]) {
+            throw ShapeError(fmt::format("deferred weight gradient of '{}': products {}^T {} and {}^T {} do not stack",
+                                         target.op, shape_str(*deferred_[first].A), shape_str(*deferred_[first].B),
+                                         shape_str(*d.A), shape_str(*d.B)));
+        }
+        std::copy(d.A->begin(), d.A->end(), pack_a_.data() + at * N);
+        std::copy(d.B->begin(), d.B->end(), pack_b_.data() + at * K);
+        at += d.A->shape()[0];
+        d.grad = nullptr;
+    }
+    target.pending = 0;
+    gemm("deferred weight gradient", ConstMat{pack_a_.data(), rows, N, N}, true, ConstMat{pack_b_.data(), rows, K, K},
+         false, mat(*grad), 1.0f, beta);
+}
+
+void Tape::flush_all_deferred() {
+    for (std::size_t k = 0; k < deferred_.size(); ++k)
+        if (deferred_[k].grad) flush_deferred(deferred_[k].grad);
     deferred_.clear();
 }
 

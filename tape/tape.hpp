@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -60,13 +61,15 @@ struct Node {
     Array grad;                           // gradient (unused for parameter leaves)
     Array aux;                            // per-op saved data (dropout mask, log-sum-exp, ...)
     Array scratch;                        // per-op temporary used by backward
-    const Array* ext_value = nullptr;     // parameter leaf: the parameter's value
+    const Array* ext_value = nullptr;     // parameter or borrowed leaf: the array it reads
     Array* ext_grad = nullptr;            // parameter leaf: the parameter's gradient
     std::vector<std::uint32_t> in;        // input node indices
     Ids ids;                              // integer data (targets, gathered ids)
     BackwardFn backward = nullptr;        // null for leaves and for nodes needing no gradient
     float f0 = 0.0f;                      // scalar attribute (scale factor, dropout rate, ...)
     long i0 = 0, i1 = 0;                  // integer attributes (slice bounds, ignored id, ...)
+    double f64 = std::numeric_limits<double>::quiet_NaN();  // a (1 x 1) result before rounding to float (NaN: none)
+    std::uint32_t pending = 0;            // deferred weight-gradient products not yet added into grad
     bool requires_grad = false;           // some input depends on a parameter
     bool grad_live = false;               // grad holds a value (it is initialised on first accumulation)
 
@@ -94,6 +97,9 @@ public:
     Var param(Parameter& p);
     // A leaf holding a copy of a, carrying no gradient.
     Var constant(const Array& a);
+    // A leaf that reads a in place (no copy), carrying no gradient. a must stay alive and unchanged until the tape
+    // is cleared (the end of backward at the latest): for constants that live across steps and windows.
+    Var borrow(const Array& a);
     // A leaf of the given shape filled with v, carrying no gradient.
     Var constant(Shape s, float v);
 
@@ -156,10 +162,20 @@ public:
         return *pool.items[pool.used++];
     }
 
-    // Used by backward rules: adds g^T x into a parameter's gradient at the end of the pass, together with the
-    // other such products for the same parameter, as one matrix product of the stacked rows (a recurrent
-    // weight gets one sgemm per window instead of one per step). g and x must outlive the pass.
-    void defer_weight_grad(Array* grad, const Array* g, const Array* x);
+    // Used by backward rules (through kit::acc_weight_grad): adds A^T B into the gradient of `target`, later, together
+    // with the other such products for the same gradient, as one matrix product of the stacked rows of A and of B
+    // (a recurrent weight used by T steps gets one sgemm instead of T). A node's products are added right before
+    // its own backward rule runs; a parameter's (over all its leaves) at the end of the pass. A and B must stay
+    // unchanged until then (node values and gradients of the current recording do).
+    void defer_weight_grad(Node& target, const Array& A, const Array& B);
+
+    // What weight-gradient stacking did in the last backward pass.
+    struct StackingStats {
+        std::size_t products = 0;  // deferred products A^T B
+        std::size_t gemms = 0;     // sgemm calls they were added with (products - gemms were saved)
+        std::size_t stacked = 0;   // of those calls, the ones that stacked two or more products
+    };
+    const StackingStats& stacking_stats() const { return stacking_; }
 
 private:
     struct ScratchPoolBase {
@@ -187,14 +203,17 @@ private:
     std::uint32_t generation_ = 1;
     bool grad_enabled_ = true;
 
-    void flush_weight_grads();                   // runs the deferred g^T x products
     struct Deferred {
-        Array* grad;
-        const Array* g;
-        const Array* x;
+        Array* grad;         // where the product goes (a node's grad or a parameter's); null once added
+        Node* node;          // the node whose rule deferred it is an input of: its grad_live says assign or add
+        const Array* A;      // grad += A^T B
+        const Array* B;
     };
+    void flush_deferred(Array* grad);            // adds every pending product into grad, stacked
+    void flush_all_deferred();                   // the remaining ones (parameters), at the end of the pass
     std::vector<Deferred> deferred_;             // capacity kept across passes
-    std::vector<float> pack_g_, pack_x_;         // stacked rows of one parameter's products (capacity kept)
+    std::vector<float> pack_a_, pack_b_;         // stacked rows of one gradient's products (capacity kept)
+    StackingStats stacking_;
 
     void mark_forward();                         // charges the time since the last mark to the last node
     OpTiming& timing_of(const Node& n);

@@ -2,6 +2,8 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <functional>
+#include <limits>
 
 #include <xtgrad/lib/error.hpp>
 #include <xtgrad/tape/ops.hpp>
@@ -204,4 +206,249 @@ TEST_CASE("profiling charges each op's forward and backward time to 'op (rows x 
     CHECK(p.at("constant (2 x 4)").backward_s == 0.0);  // leaves have no rule
     t.reset_profile();
     CHECK(t.profile().empty());
+}
+
+TEST_CASE("an op that throws leaves the tape exactly as it was: inputs are checked before recording") {
+    Tape t;
+    Var a = t.constant({2, 3}, 1.0f), b = t.constant({3, 2}, 1.0f), col = t.constant({2, 1}, 1.0f);
+    Var half = t.constant(arr(2, 3, {1, 0, 0.5f, 1, 0, 0}));
+    Var bias3 = t.constant({1, 3}, 0.0f), sq = t.constant({2, 2}, 1.0f);
+    Tape other;
+    Var foreign = other.constant({2, 3}, 1.0f);
+    Rng rng(1);
+    const std::vector<std::pair<const char*, std::function<void()>>> bad = {
+        {"matmul", [&] { matmul(a, a); }},
+        {"matmul_t", [&] { matmul_t(a, b); }},
+        {"affine", [&] { affine(a, b, bias3); }},
+        {"add", [&] { add(a, b); }},
+        {"sub", [&] { sub(a, b); }},
+        {"mul", [&] { mul(a, b); }},
+        {"div", [&] { div(a, b); }},
+        {"foreign input", [&] { add(a, foreign); }},
+        {"concat_cols", [&] { concat_cols({a, b}); }},
+        {"concat_rows", [&] { concat_rows({a, b}); }},
+        {"cols", [&] { cols(a, 2, 5); }},
+        {"rows", [&] { rows(a, 1, 1); }},
+        {"gather", [&] { gather(a, {0, 2}); }},
+        {"dropout", [&] { dropout(a, 1.5f, rng); }},
+        {"dropout_mask", [&] { dropout_mask(t, {2, 2}, -1.0f, rng); }},
+        {"cross_entropy count", [&] { cross_entropy(a, {0}); }},
+        {"cross_entropy id", [&] { cross_entropy(a, {0, 3}); }},
+        {"sum axis", [&] { sum(a, 2); }},
+        {"mean axis", [&] { mean(a, -1); }},
+        {"max axis", [&] { max(a, 5); }},
+        {"pow", [&] { pow(a, std::nanf("")); }},
+        {"block_dot rows", [&] { block_dot(a, b); }},
+        {"block_dot width", [&] { block_dot(sq, a); }},
+        {"block_mix", [&] { block_mix(sq, a); }},
+        {"where mask values", [&] { where(half, a, a); }},
+        {"where shapes", [&] { where(col, a, b); }},
+        {"masked_fill", [&] { masked_fill(a, half, 0.0f); }},
+        {"masked_fill shape", [&] { masked_fill(col, a, 0.0f); }},
+        {"masked_sum", [&] { masked_sum(a, b); }},
+        {"masked_mean", [&] { masked_mean(a, half); }},
+    };
+    for (const auto& [name, f] : bad) {
+        const std::size_t before = t.size();
+        INFO(std::string(name));
+        CHECK_THROWS_AS(f(), Error);
+        CHECK(t.size() == before);
+    }
+}
+
+TEST_CASE("errors of the new ops name the op, the shapes and the bad entry") {
+    Tape t;
+    Var a = t.constant({2, 3}, 1.0f);
+    CHECK_THROWS_WITH_AS(sum(a, 2), doctest::Contains("sum_axis: axis 2 is neither 0"), ShapeError);
+    CHECK_THROWS_WITH_AS(block_dot(t.constant({2, 2}, 1.0f), a),
+                         "block_dot: query (2 x 2) and memory (2 x 3) do not fit (want the same rows and memory "
+                         "columns a multiple of 2)",
+                         ShapeError);
+    CHECK_THROWS_WITH_AS(where(t.constant(arr(1, 2, {1, 0.5f})), t.constant({1, 2}, 0.0f), t.constant({1, 2}, 0.0f)),
+                         "where: mask entry [0, 1] of (1 x 2) is 0.5, not 0 or 1", Error);
+    CHECK_THROWS_WITH_AS(masked_mean(a, t.constant({3, 1}, 1.0f)),
+                         doctest::Contains("masked_mean: shapes (2 x 3) and (3 x 1) do not broadcast"), ShapeError);
+}
+
+TEST_CASE("forward values and gradients of the new ops, against hand-computed results") {
+    Tape t;
+    Var a = t.constant(arr(2, 3, {1, 2, 3, 4, 5, 6}));
+    CHECK(div(a, t.constant(arr(1, 3, {1, 2, 4}))).value() == arr(2, 3, {1, 1, 0.75f, 4, 2.5f, 1.5f}));
+    CHECK((a / 2.0f).value() == arr(2, 3, {0.5f, 1, 1.5f, 2, 2.5f, 3}));
+    CHECK(sqrt(t.constant(arr(1, 2, {4, 9}))).value() == arr(1, 2, {2, 3}));
+    CHECK(rsqrt(t.constant(arr(1, 2, {4, 16}))).value() == arr(1, 2, {0.5f, 0.25f}));
+    CHECK(pow(t.constant(arr(1, 3, {-2, 3, 0.5f})), 3.0f).value() == arr(1, 3, {-8, 27, 0.125f}));
+    CHECK(pow(t.constant(arr(1, 2, {4, 0.25f})), -0.5f).value() == arr(1, 2, {0.5f, 2}));
+    CHECK(pow(t.constant(arr(1, 2, {-3, 5})), 0.0f).value() == arr(1, 2, {1, 1}));
+    CHECK(square(a).value() == arr(2, 3, {1, 4, 9, 16, 25, 36}));
+    CHECK(std::abs(pow(t.constant(arr(1, 1, {2})), 1.5f).value()(0, 0) - 2.8284271f) < 1e-6f);
+    CHECK(transpose(a).value() == arr(3, 2, {1, 4, 2, 5, 3, 6}));
+    CHECK(sum(a, 1).value() == arr(2, 1, {6, 15}));
+    CHECK(sum(a, 0).value() == arr(1, 3, {5, 7, 9}));
+    CHECK(mean(a, 1).value() == arr(2, 1, {2, 5}));
+    CHECK(mean(a, 0).value() == arr(1, 3, {2.5f, 3.5f, 4.5f}));
+    // block products: q (2 x 2), memory of k = 3 states of width 2
+    Var q = t.constant(arr(2, 2, {1, 2, -1, 1}));
+    Var m = t.constant(arr(2, 6, {1, 0, 0, 1, 2, 2, 3, 1, 1, 1, -2, 0}));
+    CHECK(block_dot(q, m).value() == arr(2, 3, {1, 2, 6, -2, 0, 2}));
+    CHECK(block_dot(q, q).value() == arr(2, 1, {5, 2}));  // k = 1: per-row dot product
+    Var w = t.constant(arr(2, 3, {1, 0.5f, 0, 0, 1, 2}));
+    CHECK(block_mix(w, m).value() == arr(2, 2, {1, 0.5f, -3, 1}));
+    // selection copies exactly, even next to values that would poison arithmetic
+    const float inf = std::numeric_limits<float>::infinity();
+    Var poisoned = t.constant(arr(2, 3, {inf, inf, inf, 7, 8, 9}));
+    Var rowmask = t.constant(arr(2, 1, {0, 1}));
+    CHECK(where(rowmask, poisoned, a).value() == arr(2, 3, {1, 2, 3, 7, 8, 9}));
+    CHECK(where(t.constant(arr(1, 3, {1, 0, 1})), a, t.constant({1, 1}, -1.0f)).value() ==
+          arr(2, 3, {1, -1, 3, 4, -1, 6}));
+    CHECK(masked_fill(poisoned, t.constant(arr(2, 1, {1, 0})), 0.0f).value() == arr(2, 3, {0, 0, 0, 7, 8, 9}));
+    CHECK(masked_sum(poisoned, rowmask).value()(0, 0) == 24.0f);
+    CHECK(masked_mean(a, t.constant(arr(2, 3, {1, 0, 1, 0, 0, 1}))).value()(0, 0) == doctest::Approx(10.0 / 3));
+    CHECK(masked_mean(a, t.constant({2, 1}, 0.0f)).value()(0, 0) == 0.0f);  // nothing selected
+
+    // gradients: max goes to the first maximum; masks pass g exactly where they select
+    Parameter p("p", arr(2, 3, {3, 1, 3, 0, 5, 5}));
+    t.clear();
+    Var x = t.param(p);
+    Var mx = max(x, 1);
+    CHECK(mx.value() == arr(2, 1, {3, 5}));
+    t.backward(sum(mx));
+    CHECK(p.grad == arr(2, 3, {1, 0, 0, 0, 1, 0}));
+    p.zero_grad();
+    t.clear();
+    t.backward(sum(max(t.param(p), 0)));
+    CHECK(p.grad == arr(2, 3, {1, 0, 0, 0, 1, 1}));
+    p.zero_grad();
+    t.clear();
+    x = t.param(p);
+    Var sel = where(t.constant(arr(2, 1, {1, 0})), x, square(x));
+    t.backward(sum(sel));  // row 0: d x = 1, row 1: d x^2 = 2x
+    CHECK(p.grad == arr(2, 3, {1, 1, 1, 0, 10, 10}));
+    p.zero_grad();
+    t.clear();
+    t.backward(masked_mean(t.param(p), t.constant(arr(1, 3, {0, 1, 1}))));  // 4 entries selected
+    CHECK(p.grad == arr(2, 3, {0, 0.25f, 0.25f, 0, 0.25f, 0.25f}));
+}
+
+TEST_CASE("full reductions keep the loss in double for gradcheck") {
+    Tape t;
+    Array big({1, 3});
+    big(0, 0) = 1e8f;
+    big(0, 1) = 1.0f;
+    big(0, 2) = -1e8f;
+    Var s = sum(t.constant(big));
+    CHECK(t.node(s).f64 == 1.0);
+    CHECK(std::isnan(t.node(t.constant(big)).f64));
+}
+
+TEST_CASE("borrow reads an array in place: no copy, no gradient, the caller keeps it alive") {
+    Array a = arr(2, 2, {1, 2, 3, 4});
+    Parameter p("p", arr(2, 2, {1, 1, 1, 1}));
+    Tape t;
+    Var b = t.borrow(a);
+    CHECK(&b.value() == &a);
+    CHECK_FALSE(t.node(b).requires_grad);
+    a(0, 0) = 10.0f;  // read where it lives
+    CHECK(b.value()(0, 0) == 10.0f);
+    Var y = sum(mul(t.param(p), b));
+    t.backward(y);
+    CHECK(p.grad == arr(2, 2, {10, 2, 3, 4}));
+    CHECK(t.grad(b) == arr(2, 2, {0, 0, 0, 0}));
+    CHECK(a == arr(2, 2, {10, 2, 3, 4}));  // untouched by backward
+    t.clear();
+    CHECK_THROWS_AS(b.value(), Error);
+    CHECK(&t.borrow(a).value() == &a);
+}
+
+namespace {
+// dW[k, n] = sum_t sum_b A_t[b, k] B_t[b, n] in double: the undeferred product, written out.
+Array sum_of_products(const std::vector<Array>& As, const std::vector<Array>& Bs) {
+    const std::size_t K = As[0].shape()[1], N = Bs[0].shape()[1];
+    std::vector<double> acc(K * N, 0.0);
+    for (std::size_t s = 0; s < As.size(); ++s)
+        for (std::size_t b = 0; b < As[s].shape()[0]; ++b)
+            for (std::size_t k = 0; k < K; ++k)
+                for (std::size_t n = 0; n < N; ++n) acc[k * N + n] += double(As[s](b, k)) * Bs[s](b, n);
+    Array r({K, N});
+    for (std::size_t k = 0; k < K * N; ++k) r.data()[k] = static_cast<float>(acc[k]);
+    return r;
+}
+
+Array random_array(Shape s, Rng& rng) {
+    Array a(s);
+    fill_uniform(a, rng, -1.0f, 1.0f);
+    return a;
+}
+}  // namespace
+
+TEST_CASE("weight-gradient stacking: matmul(h, W) and matmul_t(h, W) on a parameter, one sgemm per weight") {
+    constexpr std::size_t T = 5, B = 3, K = 4, N = 6;
+    Rng rng(21);
+    Parameter W("W", random_array({K, N}, rng)), V("V", random_array({N, K}, rng));
+    std::vector<Array> hs, seeds;
+    for (std::size_t s = 0; s < T; ++s) {
+        hs.push_back(random_array({B, K}, rng));
+        seeds.push_back(random_array({B, N}, rng));
+    }
+    Tape t;
+    std::vector<Var> outs;
+    for (std::size_t s = 0; s < T; ++s) {  // a fresh leaf per step, as layers record them
+        outs.push_back(matmul(t.borrow(hs[s]), t.param(W)));
+        outs.push_back(matmul_t(t.borrow(hs[s]), t.param(V)));
+    }
+    Array seed({2 * T * B, N});
+    for (std::size_t s = 0; s < T; ++s) {
+        std::copy(seeds[s].begin(), seeds[s].end(), seed.data() + 2 * s * B * N);
+        std::copy(seeds[s].begin(), seeds[s].end(), seed.data() + (2 * s + 1) * B * N);
+    }
+    t.backward(concat_rows(outs), seed);
+    CHECK(t.stacking_stats().products == 2 * T);
+    CHECK(t.stacking_stats().gemms == 2);
+    CHECK(t.stacking_stats().stacked == 2);
+    CHECK(xt::allclose(W.grad, sum_of_products(hs, seeds), 1e-5, 1e-5));           // dW = sum h^T g
+    CHECK(xt::allclose(V.grad, sum_of_products(seeds, hs), 1e-5, 1e-5));           // dV = sum g^T h
+}
+
+TEST_CASE("weight-gradient stacking on a computed weight (DropConnect once per window), flushed before its rule") {
+    constexpr std::size_t T = 4, B = 2, K = 3, N = 5;
+    Rng rng(22);
+    Parameter W("W", random_array({N, K}, rng));
+    Array dropmask = random_array({N, K}, rng);
+    for (float& v : dropmask) v = v > 0.0f ? 2.0f : 0.0f;
+    Array direct = random_array({N, K}, rng);  // a second, immediate use of the same computed weight
+    std::vector<Array> hs, seeds;
+    for (std::size_t s = 0; s < T; ++s) {
+        hs.push_back(random_array({B, K}, rng));
+        seeds.push_back(random_array({B, N}, rng));
+    }
+    Tape t;
+    Var Wd = mul(t.param(W), t.borrow(dropmask));  // once per window, used by every step
+    Var loss = sum(mul(Wd, t.borrow(direct)));
+    for (std::size_t s = 0; s < T; ++s)
+        loss = loss + sum(mul(matmul_t(t.borrow(hs[s]), Wd), t.borrow(seeds[s])));
+    t.backward(loss);
+    CHECK(t.stacking_stats().products == T);
+    CHECK(t.stacking_stats().gemms == 1);
+    const Array expect = (sum_of_products(seeds, hs) + direct) * dropmask;
+    CHECK(xt::allclose(W.grad, expect, 1e-5, 1e-5));
+    // the computed weight's own gradient holds the stacked products too
+    CHECK(xt::allclose(t.grad(Wd), sum_of_products(seeds, hs) + direct, 1e-5, 1e-5));
+}
+
+TEST_CASE("what does not stack: a weight on the left (W x), and products over many rows") {
+    Rng rng(23);
+    Parameter W("W", random_array({3, 4}, rng));
+    Array x = random_array({4, 2}, rng), big = random_array({100, 3}, rng);
+    Tape t;
+    t.backward(sum(matmul(t.param(W), t.borrow(x))));
+    CHECK(t.stacking_stats().products == 0);
+    t.clear();
+    W.zero_grad();
+    t.backward(sum(matmul(t.borrow(big), t.param(W))));  // 100 rows: one sgemm of its own, right away
+    CHECK(t.stacking_stats().products == 0);
+    Array colsum({1, 3}, 0.0f);
+    for (std::size_t r = 0; r < 100; ++r)
+        for (std::size_t c = 0; c < 3; ++c) colsum(0, c) += big(r, c);
+    for (std::size_t k = 0; k < 3; ++k)
+        for (std::size_t n = 0; n < 4; ++n) CHECK(W.grad(k, n) == doctest::Approx(colsum(0, k)).epsilon(1e-5));
 }

@@ -1,0 +1,113 @@
+#include <xtgrad/tape/op_kit.hpp>
+
+#include <fmt/core.h>
+
+#include <xtgrad/lib/error.hpp>
+
+namespace xtgrad::kit {
+
+Tape& tape_of(const char* op, Var v) {
+    if (!v.tape) throw Error(fmt::format("{}: empty Var (not produced by any tape)", op));
+    return *v.tape;
+}
+
+const Array& val(Tape& t, Var v, const char* op) { return t.node(v, op).val(); }
+
+Shape broadcast_shape(const char* op, Shape a, Shape b) {
+    Shape s{};
+    for (int d = 0; d < 2; ++d) {
+        const std::size_t x = a[d], y = b[d];
+        if (x != y && x != 1 && y != 1) {
+            throw ShapeError(fmt::format("{}: shapes {} and {} do not broadcast (dim {} is {} vs {})", op,
+                                         shape_str(a), shape_str(b), d, x, y));
+        }
+        s[d] = x == 1 ? y : x;
+    }
+    return s;
+}
+
+void check_same_shape(const char* op, const Array& a, const Array& b) {
+    if (a.shape() != b.shape())
+        throw ShapeError(fmt::format("{}: shapes {} and {} differ (want the same shape)", op, shape_str(a),
+                                     shape_str(b)));
+}
+
+void check_range(const char* op, const char* what, std::size_t lo, std::size_t hi, std::size_t n, const Array& x) {
+    if (!(lo < hi && hi <= n)) {
+        throw IndexError(fmt::format("{}: {} range [{}, {}) is empty or outside [0, {}) of {}", op, what, lo, hi, n,
+                                     shape_str(x)));
+    }
+}
+
+void check_axis(const char* op, int axis) {
+    if (axis != 0 && axis != 1)
+        throw ShapeError(fmt::format("{}: axis {} is neither 0 (reduce down the rows: M x N -> 1 x N) nor 1 "
+                                     "(reduce along each row: M x N -> M x 1)",
+                                     op, axis));
+}
+
+void check_mask(const char* op, const Array& m) {
+    const float* p = m.data();
+    const std::size_t C = m.shape()[1];
+    for (std::size_t k = 0; k < m.size(); ++k) {
+        if (p[k] != 0.0f && p[k] != 1.0f)
+            throw Error(fmt::format("{}: mask entry [{}, {}] of {} is {}, not 0 or 1", op, k / C, k % C, shape_str(m),
+                                    p[k]));
+    }
+}
+
+Array* acc_buf(Tape& t, std::uint32_t i) {
+    Node& n = t.at(i);
+    if (!n.requires_grad) return nullptr;
+    Array& g = n.gradbuf();
+    if (!n.grad_live) {
+        ensure_shape(g, shape_of(n.val()));
+        g.fill(0.0f);
+        n.grad_live = true;
+    }
+    return &g;
+}
+
+Array* acc_raw(Tape& t, std::uint32_t i, bool& fresh) {
+    Node& n = t.at(i);
+    fresh = false;
+    if (!n.requires_grad) return nullptr;
+    Array& g = n.gradbuf();
+    if (!n.grad_live) {
+        ensure_shape(g, shape_of(n.val()));
+        n.grad_live = true;
+        fresh = true;
+    }
+    return &g;
+}
+
+void acc_gemm(Tape& t, std::uint32_t i, const char* who, ConstMat A, bool transA, ConstMat B, bool transB) {
+    bool fresh;
+    Array* G = acc_raw(t, i, fresh);
+    if (G) gemm(who, A, transA, B, transB, mat(*G), 1.0f, fresh ? 0.0f : 1.0f);
+}
+
+void acc_weight_grad(Tape& t, std::uint32_t i, const char* who, const Array& A, const Array& B) {
+    Node& n = t.at(i);
+    if (!n.requires_grad) return;
+    constexpr std::size_t kSmall = 64;  // a recurrent step's batch; larger products gain nothing from stacking
+    if (A.shape()[0] <= kSmall) {
+        const Shape want = shape_of(n.val());
+        if (A.shape()[0] != B.shape()[0] || A.shape()[1] != want[0] || B.shape()[1] != want[1])
+            throw ShapeError(fmt::format("{}: weight gradient {}^T {} does not fit {}", who, shape_str(A),
+                                         shape_str(B), shape_str(want)));
+        t.defer_weight_grad(n, A, B);
+        return;
+    }
+    acc_gemm(t, i, who, cmat(A), true, cmat(B), false);
+}
+
+Var unary(const char* op, Var x, Kernel kernel, BackwardFn rule) {
+    Tape& t = tape_of(op, x);
+    const Array& X = val(t, x, op);
+    Node& y = t.record(op, {x}, rule);
+    kernel(X.data(), out(y, shape_of(X)).data(), X.size());
+    return t.var(y);
+}
+
+}  // namespace xtgrad::kit
