@@ -147,11 +147,10 @@ RecurrentOutput Recurrent::operator()(Ctx& c, Var x, std::size_t batch, const Re
         }
     }
 
-    // Padding: per time step a (B x 1) mask of the real sequences and its complement; none where all are real.
+    // Padding: per time step a (B x 1) 0/1 mask of the real sequences; none where all are real.
     std::vector<Var>& keep = t.scratch<std::vector<Var>>();
-    std::vector<Var>& drop = t.scratch<std::vector<Var>>();
     keep.assign(lengths ? T : 0, Var{});
-    drop.assign(lengths ? T : 0, Var{});
+    const Var zero = lengths ? t.constant({1, 1}, 0.0f) : Var{};
     if (lengths) {
         if (lengths->size() != batch)
             throw ShapeError(fmt::format("Recurrent: {} lengths for a batch of {}", lengths->size(), batch));
@@ -164,11 +163,9 @@ RecurrentOutput Recurrent::operator()(Ctx& c, Var x, std::size_t batch, const Re
             for (std::size_t b = 0; b < batch; ++b) all = all && s < (*lengths)[b];
             if (all) continue;
             keep[s] = t.constant({batch, 1}, 1.0f);
-            drop[s] = t.constant({batch, 1}, 0.0f);
             Array& k = t.node(keep[s]).value;
-            Array& d = t.node(drop[s]).value;
             for (std::size_t b = 0; b < batch; ++b)
-                if (s >= (*lengths)[b]) k(b, 0) = 0.0f, d(b, 0) = 1.0f;
+                if (s >= (*lengths)[b]) k(b, 0) = 0.0f;
         }
     }
 
@@ -196,8 +193,8 @@ RecurrentOutput Recurrent::operator()(Ctx& c, Var x, std::size_t batch, const Re
                 const StepOut o = cell.step(at, rows(w.x, step * batch, (step + 1) * batch), s);
                 if (k == 0) check_step(o, cell, parts_, batch, l);
                 if (lengths && keep[step].tape) {  // padded rows keep their state and emit 0
-                    for (std::size_t p = 0; p < parts_.size(); ++p) s[p] = o.state[p] * keep[step] + s[p] * drop[step];
-                    outs[step] = o.out * keep[step];
+                    for (std::size_t p = 0; p < parts_.size(); ++p) s[p] = where(keep[step], o.state[p], s[p]);
+                    outs[step] = where(keep[step], o.out, zero);
                 } else {
                     s = o.state;
                     outs[step] = o.out;

@@ -5,7 +5,7 @@
 
 namespace xtgrad {
 
-CellCheckResult check_cell(const CellFactory& make, const CellCheckOptions& o) {
+GradcheckReport check_cell(const CellFactory& make, const CellCheckOptions& o) {
     Rng rng(o.seed);
     Recurrent rnn("rnn", make, o.input, o.hidden, o.layers, 0.0f, o.bidirectional, rng, 0.0f, o.options);
     Parameter x("x", Array({o.steps * o.batch, o.input}));
@@ -26,15 +26,9 @@ CellCheckResult check_cell(const CellFactory& make, const CellCheckOptions& o) {
             for (const Var& part : s) l = l + random_projection(part, k++);
         return l;
     };
-    CellCheckResult r;
     std::vector<Parameter*> params = rnn.parameters();
     params.push_back(&x);
-    for (Parameter* p : params) {
-        GradcheckReport rep = gradcheck(tape, loss, {p}, o.check);
-        r.ok = r.ok && rep.ok;
-        r.reports.emplace_back(p->name, std::move(rep));
-    }
-    return r;
+    return gradcheck(tape, loss, params, o.check);
 }
 
 }  // namespace xtgrad

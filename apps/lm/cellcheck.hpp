@@ -3,7 +3,6 @@
 #pragma once
 
 #include <string>
-#include <utility>
 #include <vector>
 
 #include <xtgrad/layers/cell.hpp>
@@ -22,13 +21,8 @@ struct CellCheckOptions {
     GradcheckOptions check;    // step size, tolerance
 };
 
-// The outcome: one report per parameter (and for the input "x"), and whether all passed.
-struct CellCheckResult {
-    std::vector<std::pair<std::string, GradcheckReport>> reports;
-    bool ok = true;
-};
-
-// Gradient-checks a cell through Recurrent as described by options; throws what building the cell throws.
-CellCheckResult check_cell(const CellFactory& make, const CellCheckOptions& options);
+// Gradient-checks a cell through Recurrent as described by options: one entry per parameter in the report's
+// params, and one for the input "x". Throws what building the cell throws.
+GradcheckReport check_cell(const CellFactory& make, const CellCheckOptions& options);
 
 }  // namespace xtgrad

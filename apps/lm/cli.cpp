@@ -219,10 +219,9 @@ int cmd_gradcheck(GradcheckFlags& g, const Registry& registry) {
     fmt::print("gradcheck {}: {} layer(s){}, {} steps, batch {}, input {}, hidden {}{}\n", g.cell, g.o.layers,
                g.o.bidirectional ? " bidirectional" : "", g.o.steps, g.o.batch, g.o.input, g.o.hidden,
                g.o.padded ? ", second sequence padded" : "");
-    const CellCheckResult r = check_cell(make, g.o);
-    for (const auto& [name, rep] : r.reports) fmt::print("  {:<28} {}\n", name, rep.summary());
-    fmt::print("{}: worst relative error within tolerance {:g}: {}\n", r.ok ? "ok" : "FAIL", g.o.check.tolerance,
-               r.ok ? "yes" : "no");
+    const GradcheckReport r = check_cell(make, g.o);
+    fmt::print("{}", r.table());
+    fmt::print("{}: {} (tolerance {:g})\n", r.ok ? "ok" : "FAIL", r.summary(), g.o.check.tolerance);
     return r.ok ? 0 : 1;
 }
 
