@@ -106,6 +106,45 @@ Array AdaptiveSoftmax::log_prob(Tape& t, Var h) {
     return lp;
 }
 
+// y[i] = head[r_i] (r_i < shortlist), out[c][r_i - cutoffs[c]] proj[c] (cluster c): the rows of every group, stacked,
+// then put back in token order by one gather
+Var AdaptiveSoftmax::embed(Tape& t, const Ids& ids) {
+    const std::size_t n = ids.size(), groups = cutoffs_.size();
+    std::vector<Ids>& group_ids = t.scratch<std::vector<Ids>>();
+    Ids& position = t.scratch<Ids>();  // row of token i in the stacked groups
+    group_ids.resize(groups);
+    for (Ids& g : group_ids) g.clear();
+    position.resize(n);
+    std::vector<std::int32_t>& group_of = t.scratch<std::vector<std::int32_t>>();
+    group_of.resize(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::int32_t id = ids[i];
+        if (id < 0 || static_cast<std::size_t>(id) >= vocab_)
+            throw IndexError(fmt::format("adaptive input: token id {} at position {} is outside [0, {})", id, i, vocab_));
+        const auto rank = static_cast<std::size_t>(order_.empty() ? id : order_[static_cast<std::size_t>(id)]);
+        const auto g = static_cast<std::size_t>(std::upper_bound(cutoffs_.begin(), cutoffs_.end(), rank) - cutoffs_.begin());
+        group_of[i] = static_cast<std::int32_t>(g);
+        position[i] = static_cast<std::int32_t>(group_ids[g].size());
+        group_ids[g].push_back(static_cast<std::int32_t>(g == 0 ? rank : rank - cutoffs_[g - 1]));
+    }
+    std::vector<Var>& pieces = t.scratch<std::vector<Var>>();
+    pieces.clear();
+    std::vector<std::int32_t>& start = t.scratch<std::vector<std::int32_t>>();
+    start.assign(groups, 0);
+    std::int32_t rows = 0;
+    for (std::size_t g = 0; g < groups; ++g) {
+        start[g] = rows;
+        if (group_ids[g].empty()) continue;
+        rows += static_cast<std::int32_t>(group_ids[g].size());
+        pieces.push_back(g == 0 ? gather(t.param(head), group_ids[0])
+                                : matmul(gather(t.param(out[g - 1]), group_ids[g]), t.param(proj[g - 1])));
+    }
+    if (pieces.empty()) return gather(t.param(head), group_ids[0]);  // no tokens: (0 x in)
+    for (std::size_t i = 0; i < n; ++i) position[i] += start[static_cast<std::size_t>(group_of[i])];
+    if (pieces.size() == 1 && group_ids[0].size() == n) return pieces[0];  // all in the shortlist, in order
+    return gather(pieces.size() == 1 ? pieces[0] : concat_rows(pieces), position);
+}
+
 void AdaptiveSoftmax::collect(std::vector<Parameter*>& o) {
     o.push_back(&head);
     for (std::size_t c = 0; c < proj.size(); ++c) {

@@ -26,6 +26,10 @@ public:
     Var loss(Var h, const Ids& targets, Reduction reduction = Reduction::mean);
     // Full log-probabilities (n x vocab), in token-id order (for sampling and checks).
     Array log_prob(Tape& t, Var h);
+    // Adaptive input tied to this softmax (Baevski & Auli 2019): the embedding of a token of rank r is head row r in
+    // the shortlist, and out[c][r - cutoff] proj[c] in cluster c (its output row projected back up) -> (n x in).
+    // Throws IndexError for an id outside [0, vocab).
+    Var embed(Tape& t, const Ids& ids);
 
     void collect(std::vector<Parameter*>& out) override;
 

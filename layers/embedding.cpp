@@ -25,16 +25,13 @@ Embedding::Embedding(const std::string& name, std::size_t vocab, std::size_t dim
 
 Var Embedding::operator()(Ctx& c, const Ids& ids) { return gather(c.tape.param(weight), ids); }
 
-Var Embedding::operator()(Ctx& c, const Ids& ids, float p) {
+Var embedding_dropout_mask(Ctx& c, const Ids& ids, std::size_t vocab, float p) {
     if (!(p >= 0.0f && p < 1.0f)) throw ConfigError(fmt::format("embedding dropout: rate must be in [0, 1), got {}", p));
     Tape& t = c.tape;
-    Var rows = gather(t.param(weight), ids);
-    if (p == 0.0f || !c.training) return rows;
-    const std::size_t V = vocab();
     TypeMasks& tm = t.scratch<TypeMasks>();
-    if (tm.stamp.size() != V) {
-        tm.stamp.assign(V, 0);
-        tm.mask.assign(V, 0.0f);
+    if (tm.stamp.size() != vocab) {
+        tm.stamp.assign(vocab, 0);
+        tm.mask.assign(vocab, 0.0f);
     }
     if (++tm.now == 0) {  // wrapped: forget every old decision
         std::fill(tm.stamp.begin(), tm.stamp.end(), 0);
@@ -43,14 +40,23 @@ Var Embedding::operator()(Ctx& c, const Ids& ids, float p) {
     Var m = t.constant({ids.size(), 1}, 0.0f);
     Array& token_mask = t.node(m).value;
     for (std::size_t i = 0; i < ids.size(); ++i) {
-        const auto w = static_cast<std::size_t>(ids[i]);  // in range: gather checked it
+        if (ids[i] < 0 || static_cast<std::size_t>(ids[i]) >= vocab)
+            throw IndexError(fmt::format("embedding dropout: id {} at position {} is outside [0, {})", ids[i], i, vocab));
+        const auto w = static_cast<std::size_t>(ids[i]);
         if (tm.stamp[w] != tm.now) {
             tm.stamp[w] = tm.now;
             tm.mask[w] = c.rng.uniform() < p ? 0.0f : 1.0f / (1.0f - p);
         }
         token_mask(i, 0) = tm.mask[w];
     }
-    return mul(rows, m);
+    return m;
+}
+
+Var Embedding::operator()(Ctx& c, const Ids& ids, float p) {
+    if (!(p >= 0.0f && p < 1.0f)) throw ConfigError(fmt::format("embedding dropout: rate must be in [0, 1), got {}", p));
+    Var rows = gather(c.tape.param(weight), ids);
+    if (p == 0.0f || !c.training) return rows;
+    return mul(rows, embedding_dropout_mask(c, ids, vocab(), p));
 }
 
 void Embedding::collect(std::vector<Parameter*>& out) { out.push_back(&weight); }

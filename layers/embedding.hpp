@@ -25,4 +25,8 @@ public:
     Parameter weight;  // (vocab x dim)
 };
 
+// Embedding dropout's per-token factor (ids.size() x 1): each word type of ids is dropped (0) with probability p or
+// kept (1/(1-p)), the same for all its occurrences in this call; multiply the rows of the embedded ids by it.
+Var embedding_dropout_mask(Ctx& c, const Ids& ids, std::size_t vocab, float p);
+
 }  // namespace xtgrad

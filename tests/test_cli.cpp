@@ -162,6 +162,37 @@ TEST_CASE("xtgrad-lm: adaptive softmax trains, evaluates and samples; char level
     std::system(("rm -rf " + d).c_str());
 }
 
+TEST_CASE("xtgrad-lm: the adaptive softmax tied to the input; recipes fill what the command line leaves") {
+    const std::string d = make_data();
+    Run r = run(fmt::format("train --data {0} {1} --epochs 1 --max-batches 4 --adaptive-softmax --cutoffs 20,100 --tied "
+                            "--save {0}/t.safetensors", d, kSmall));
+    INFO(r.out);
+    REQUIRE(r.rc == 0);
+    CHECK(r.out.find("tied, adaptive softmax [20, 100]") != std::string::npos);
+    const xtgrad::StateDict sd = xtgrad::load_safetensors(d + "/t.safetensors");
+    CHECK(sd.tensors.count("encoder.weight") == 0);  // the input vectors are the softmax's weights
+    CHECK(sd.tensors.count("decoder.tail.0.1.weight") == 1);
+    r = run(fmt::format("eval --checkpoint {0}/t.safetensors --data {0}", d));
+    CHECK(r.rc == 0);
+    CHECK(r.out.find("tied, adaptive softmax") != std::string::npos);
+    CHECK(run(fmt::format("generate --checkpoint {0}/t.safetensors --words 10", d)).rc == 0);
+
+    // a recipe sets what the command line does not: pytorch-medium is dropout 0.5 and tied, at the sizes given here
+    r = run(fmt::format("train --recipe pytorch-medium --data {0} {1} --epochs 1 --max-batches 3 --save {0}/p.safetensors "
+                        "--checkpoint-interval 2", d, kSmall));
+    INFO(r.out);
+    REQUIRE(r.rc == 0);
+    CHECK(r.out.find("LSTM 2x16, emsize 16") != std::string::npos);
+    CHECK(r.out.find("dropout 0.5, tied") != std::string::npos);
+    r = run(fmt::format("train --resume {0}/p.resume.safetensors --recipe wt2-1h", d));
+    CHECK(r.rc == 2);
+    CHECK(r.out.find("--recipe \"wt2-1h\" (the run has \"pytorch-medium\")") != std::string::npos);
+    r = run(fmt::format("train --recipe fast --data {0}", d));
+    CHECK(r.rc == 2);
+    CHECK(r.out.find("--recipe 'fast' is not a recipe (recipes: pytorch-small, ") != std::string::npos);
+    std::system(("rm -rf " + d).c_str());
+}
+
 TEST_CASE("xtgrad-lm: bad input gets a clear error, a non-zero exit, and no lost checkpoint") {
     const std::string d = make_data();
     REQUIRE(run(fmt::format("train --data {} {} --epochs 1 --max-batches 3 --save {}/m.safetensors", d, kSmall, d)).rc == 0);

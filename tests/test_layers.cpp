@@ -715,3 +715,42 @@ TEST_CASE("adaptive softmax: gradient check, a proper distribution, loss = -log 
     bad[4] = bad[5];
     CHECK_THROWS_WITH_AS(AdaptiveSoftmax("d", Hd, V, {3, 7}, 2.0f, rng, bad), doctest::Contains("a second time"), ConfigError);
 }
+
+TEST_CASE("adaptive input tied to the adaptive softmax: rows by hand, gradient check of the tied loss") {
+    Rng rng(23);
+    const std::size_t V = 12, Hd = 6;
+    const std::vector<std::int32_t> order = frequency_order({3, 3, 3, 7, 7, 1, 0, 11, 5, 5, 5, 5}, V);
+    AdaptiveSoftmax asm_("decoder", Hd, V, {3, 7}, 2.0f, rng, order);
+    const Ids ids = {5, 11, 3, 9, 5, 2, 0, 8};  // shortlist, both clusters, a repeat, out of rank order
+    Tape tape;
+    const Array e = asm_.embed(tape, ids).value();
+    REQUIRE(e.shape()[0] == ids.size());
+    REQUIRE(e.shape()[1] == Hd);
+    for (std::size_t i = 0; i < ids.size(); ++i) {  // each row computed directly from the weights
+        const auto r = static_cast<std::size_t>(order[static_cast<std::size_t>(ids[i])]);
+        for (std::size_t k = 0; k < Hd; ++k) {
+            double want = 0.0;
+            if (r < 3) {
+                want = asm_.head.value(r, k);
+            } else {
+                const std::size_t c = r < 7 ? 0 : 1, row = r - (c == 0 ? 3 : 7);
+                for (std::size_t j = 0; j < asm_.proj[c].value.shape()[0]; ++j)
+                    want += static_cast<double>(asm_.out[c].value(row, j)) * asm_.proj[c].value(j, k);
+            }
+            CHECK(e(i, k) == doctest::Approx(want).epsilon(1e-6));
+        }
+    }
+    // the tied model's loss: the softmax's weights get gradients through the input and the output both
+    Parameter W("W", Array({Hd, Hd}));
+    fill_uniform(W.value, rng, -0.5f, 0.5f);
+    const Ids targets = {3, 5, 11, 0, 9, 7, 2, 5};
+    auto loss = [&](Tape& t) { return asm_.loss(tanh(matmul_t(asm_.embed(t, ids), t.param(W))), targets, Reduction::sum); };
+    std::vector<Parameter*> params = asm_.parameters();
+    params.push_back(&W);
+    const GradcheckReport r = gradcheck(tape, loss, params);
+    fmt::print("{:<28} {}\n", "adaptive input, tied", r.summary());
+    CHECK(r.ok);
+    tape.clear();
+    CHECK_THROWS_WITH_AS(asm_.embed(tape, {0, 12}), doctest::Contains("token id 12"), IndexError);
+    CHECK(tape.size() == 0);
+}

@@ -52,7 +52,7 @@ double cache_loss(const CacheTrace& tr, const CacheOptions& o) {
     if (!(o.lambda >= 0.0 && o.lambda <= 1.0)) throw ConfigError(fmt::format("--cache-lambda must be in [0, 1], got {}", o.lambda));
     if (!(o.theta >= 0.0) || !std::isfinite(o.theta)) throw ConfigError(fmt::format("--cache-theta must be >= 0, got {}", o.theta));
     double total = 0.0;
-    const std::size_t P = tr.positions, H = tr.width, N = o.size;
+    const std::size_t P = tr.positions, N = o.size;
     const bool cache = N > 0 && o.lambda > 0.0;
     constexpr std::size_t kBlock = 64;  // positions scored by one matrix product
     Array scores;

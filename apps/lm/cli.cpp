@@ -319,6 +319,7 @@ int run_lm(int argc, char** argv, const Registry& registry) {
         int status = 0;
         if (cmd == "train") {
             TrainOptions o = train;
+            if (!o.recipe.empty() && o.resume.empty()) o = apply_recipe(train, train.recipe, given(train_flags));
             if (!o.adaptive_softmax && (train_flags.at("cutoffs")->count() || train_flags.at("div-value")->count()))
                 throw ConfigError("--cutoffs and --div-value go with --adaptive-softmax");
             if (!o.resume.empty()) {

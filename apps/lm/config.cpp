@@ -33,7 +33,6 @@ void LMConfig::validate() const {
         throw ConfigError(fmt::format("--alpha and --beta must be in [0, 1000], got {} and {}", alpha, beta));
     if (tied && emsize != nhid)
         throw ConfigError(fmt::format("--tied needs --emsize == --nhid (got {} and {})", emsize, nhid));
-    if (tied && !cutoffs.empty()) throw ConfigError("--tied and --adaptive-softmax exclude each other");
     if (cutoffs.size() > Limits::clusters)
         throw ConfigError(fmt::format("--cutoffs: at most {} clusters, got {}", Limits::clusters, cutoffs.size()));
     for (std::size_t i = 0; i < cutoffs.size(); ++i)

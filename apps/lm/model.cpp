@@ -17,7 +17,7 @@ const LMConfig& validated(const LMConfig& c) {
 
 RNNLM::RNNLM(const LMConfig& c, const CellFactory& cell, Rng& rng)
     : config(validated(c)),
-      encoder("encoder", c.vocab, c.emsize, rng),
+      encoder("encoder", c.tied && !c.cutoffs.empty() ? 0 : c.vocab, c.emsize, rng),  // empty with adaptive input
       rnn("rnn", cell, c.emsize, c.nhid, c.nlayers, c.nlayers > 1 ? c.rate_between() : 0.0f, false, rng,
           c.weight_drop, c.cell_options),
       decoder("decoder", rnn.output_size(), c.cutoffs.empty() ? c.vocab : 0, rng) {  // empty with the adaptive softmax
@@ -25,7 +25,7 @@ RNNLM::RNNLM(const LMConfig& c, const CellFactory& cell, Rng& rng)
     fill_uniform(encoder.weight.value, rng, -0.1f, 0.1f);
     fill_uniform(decoder.weight.value, rng, -0.1f, 0.1f);
     decoder.bias.value.fill(0.0f);
-    if (c.tied) decoder.tie_weight(encoder.weight);
+    if (c.tied && c.cutoffs.empty()) decoder.tie_weight(encoder.weight);
     if (!c.cutoffs.empty())
         adaptive = std::make_unique<AdaptiveSoftmax>("decoder", rnn.output_size(), c.vocab, c.cutoffs, c.div_value, rng,
                                                      c.order);
@@ -38,8 +38,26 @@ Var RNNLM::drop(Ctx& c, Var x, float p, std::size_t batch) const {
     return config.locked ? LockedDropout(p)(c, x, batch) : Dropout(p)(c, x);
 }
 
+bool RNNLM::adaptive_input() const { return adaptive && config.tied; }
+
+Var RNNLM::embed(Ctx& c, const Ids& ids) {
+    if (!adaptive_input()) return config.dropoute > 0.0f ? encoder(c, ids, config.dropoute) : encoder(c, ids);
+    Var emb = adaptive->embed(c.tape, ids);
+    if (!c.training || config.dropoute == 0.0f) return emb;
+    return mul(emb, embedding_dropout_mask(c, ids, config.vocab, config.dropoute));
+}
+
+Array RNNLM::embedding_table() {
+    if (!adaptive_input()) return encoder.weight.value;
+    Tape t;
+    Ids all(config.vocab);
+    for (std::size_t id = 0; id < all.size(); ++id) all[id] = static_cast<std::int32_t>(id);
+    NoGrad ng(t);
+    return adaptive->embed(t, all).value();
+}
+
 LMFeatures RNNLM::features(Ctx& c, const Ids& ids, std::size_t batch, const RecurrentState& state) {
-    Var emb = config.dropoute > 0.0f ? encoder(c, ids, config.dropoute) : encoder(c, ids);
+    Var emb = embed(c, ids);
     LMFeatures out;
     static_cast<RecurrentOutput&>(out) = rnn(c, drop(c, emb, config.rate_in(), batch), batch, state);
     const Var raw = out.y;
@@ -69,7 +87,7 @@ Array RNNLM::log_probs(Ctx& c, Var h) {
 }
 
 void RNNLM::collect(std::vector<Parameter*>& out) {
-    encoder.collect(out);
+    if (!adaptive_input()) encoder.collect(out);
     rnn.collect(out);
     if (adaptive) adaptive->collect(out);
     else decoder.collect(out);
@@ -77,7 +95,7 @@ void RNNLM::collect(std::vector<Parameter*>& out) {
 
 void RNNLM::save_weights(StateDict& sd) const {
     for (const Parameter* p : parameters()) sd.put(p->name, p->value, p->export_shape);
-    if (config.tied) sd.put("decoder.weight", encoder.weight.value);
+    if (config.tied && !adaptive) sd.put("decoder.weight", encoder.weight.value);
 }
 
 void RNNLM::load_weights(const StateDict& sd, const std::string& ctx) {

@@ -32,6 +32,14 @@ public:
     RNNLM(const RNNLM&) = delete;
     RNNLM& operator=(const RNNLM&) = delete;
 
+    // The input vectors of ids (n x emsize): the embedding table's rows, or with a tied adaptive softmax the adaptive
+    // input made of its weights; embedding dropout (whole word types) when c.training.
+    Var embed(Ctx& c, const Ids& ids);
+    // Every token's input vector (vocab x emsize), in token-id order.
+    Array embedding_table();
+    // Whether the inputs are the tied adaptive softmax's (adaptive input): then `encoder` is empty.
+    bool adaptive_input() const;
+
     // A zero carried state for a batch size.
     virtual RecurrentState zero_state(std::size_t batch) const;
     // The top-layer features of a window: ids (T*batch, time-major) -> out.y (T*batch x nhid), with the state

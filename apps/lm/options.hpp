@@ -14,6 +14,7 @@ namespace xtgrad {
 
 // Everything `train` is told. Defaults are the PyTorch word-language-model example's.
 struct TrainOptions {
+    std::string recipe;                    // --recipe: the named settings this run started from (empty: none)
     std::string data;                      // corpus folder (or file, char level); empty: find_data()
     std::string level = "word";            // word or char
     std::string cell = "LSTM";             // --model: a registered cell or model
@@ -66,6 +67,8 @@ struct Field {
 template <class Visitor>
 void visit_train_options(TrainOptions& o, Visitor&& v) {
     using K = FieldKind;
+    v(Field{"recipe", "start from a named set of settings (pytorch-small, pytorch-small-tied, pytorch-medium, "
+                      "wt2-1h); flags given on the command line override it"}, o.recipe);
     v(Field{"data", "corpus: DIR/{train,valid,test}.txt (word), a file or DIR/input.txt (char); default "
                     "../shared/data/wikitext-2 or tinyshakespeare", K::session}, o.data);
     v(Field{"level", "tokens: word (whitespace-separated + <eos> per line) or char"}, o.level);
@@ -122,6 +125,18 @@ void visit_train_options(TrainOptions& o, Visitor&& v) {
     v(Field{"threads", "BLAS threads (0: OpenBLAS's default)", K::invocation, 0, 256}, o.threads);
     v(Field{"quiet", "no progress lines", K::invocation}, o.quiet);
 }
+
+// A named set of train settings: flag name -> value, as a JSON object text.
+struct Recipe {
+    const char* name;
+    const char* description;
+    const char* settings;
+};
+// Every recipe `--recipe` accepts.
+const std::vector<Recipe>& recipes();
+// `o` with recipe `name`'s settings for every flag not in `given` (flag names on this command line); throws
+// ConfigError naming the known recipes for an unknown name.
+TrainOptions apply_recipe(const TrainOptions& o, const std::string& name, const std::set<std::string>& given);
 
 // The options as a JSON object text keyed by flag name (what a resume point records), and back. from_json throws
 // FileError naming `context` and the key on a missing, mistyped or out-of-bounds value.
