@@ -93,7 +93,7 @@ struct FromJson {
 
 std::string train_options_to_json(const TrainOptions& o) {
     json j = json::object();
-    visit_train_options(const_cast<TrainOptions&>(o), ToJson{j});  // ToJson only reads
+    visit_train_options(o, ToJson{j});
     return j.dump();
 }
 
@@ -127,7 +127,7 @@ TrainOptions apply_recipe(const TrainOptions& o, const std::string& name, const 
     }
     if (!r) throw ConfigError(fmt::format("--recipe '{}' is not a recipe (recipes: {})", name, fmt::join(names, ", ")));
     json j = json::object();
-    visit_train_options(const_cast<TrainOptions&>(o), ToJson{j});  // ToJson only reads
+    visit_train_options(o, ToJson{j});
     const json settings = json::parse(r->settings);
     for (const auto& [key, value] : settings.items()) {
         if (!j.contains(key)) throw Error(fmt::format("recipe {}: unknown setting '{}'", name, key));  // a bug of ours
@@ -139,8 +139,8 @@ TrainOptions apply_recipe(const TrainOptions& o, const std::string& name, const 
 
 TrainOptions merge_resume_options(const TrainOptions& saved, const TrainOptions& now, const std::set<std::string>& given) {
     json js = json::object(), jn = json::object();
-    visit_train_options(const_cast<TrainOptions&>(saved), ToJson{js});
-    visit_train_options(const_cast<TrainOptions&>(now), ToJson{jn});
+    visit_train_options(saved, ToJson{js});
+    visit_train_options(now, ToJson{jn});
     std::vector<std::string> conflicts;
     TrainOptions merged = saved;
     visit_train_options(merged, [&](const Field& f, auto& member) {

@@ -6,6 +6,7 @@
 #include <limits>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <xtgrad/apps/lm/config.hpp>
@@ -63,9 +64,11 @@ struct Field {
     bool lo_open = false;
 };
 
-// Calls v(field, member) for every setting of TrainOptions, in help order: the one table of train's flags.
-template <class Visitor>
-void visit_train_options(TrainOptions& o, Visitor&& v) {
+// Calls v(field, member) for every setting of TrainOptions, in help order: the one table of train's flags. `o` may
+// be const (the members are then const too).
+template <class Options, class Visitor>
+void visit_train_options(Options& o, Visitor&& v) {
+    static_assert(std::is_same_v<std::remove_const_t<Options>, TrainOptions>, "visits a TrainOptions");
     using K = FieldKind;
     v(Field{"recipe", "start from a named set of settings (pytorch-small, pytorch-small-tied, pytorch-medium, "
                       "wt2-1h); flags given on the command line override it"}, o.recipe);
