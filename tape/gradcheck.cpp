@@ -28,13 +28,15 @@ std::string GradcheckReport::table() const {
 
 namespace {
 
-// The loss in double where the op that made it kept its unrounded value (sum, mean, cross_entropy, ...).
-double eval_loss(Tape& tape, const std::function<Var(Tape&)>& loss) {
+// The loss in double where the op that made it kept its unrounded value (sum, mean, cross_entropy, ...); `rounded`
+// tells when only its float value exists.
+double eval_loss(Tape& tape, const std::function<Var(Tape&)>& loss, bool* rounded = nullptr) {
     tape.clear();
     const Var l = loss(tape);
     const Node& n = tape.node(l, "gradcheck");
     const Array& v = n.val();
     if (v.size() != 1) throw ShapeError(fmt::format("gradcheck: the loss must be (1 x 1), got {}", shape_str(v)));
+    if (rounded) *rounded = std::isnan(n.f64);
     return std::isnan(n.f64) ? static_cast<double>(v(0, 0)) : n.f64;
 }
 
@@ -49,7 +51,11 @@ struct Estimate {
 // Central differences D(h), D(h/2), D(h/4) at x; numeric = R(h, h/2) = (4 D(h/2) - D(h)) / 3, whose error is
 // O(h^4) plus the float32 noise of the loss divided by h. R(h/2, h/4) has 1/16 of the truncation error and twice
 // the noise, so their difference bounds the error of R(h, h/2) from above in both regimes.
-Estimate estimate(Tape& tape, const std::function<Var(Tape&)>& loss, float& x, double f0, double h, bool richardson) {
+// `rounding` is the loss's rounding error when it is only known as a float (half an ulp of f0, else 0): every
+// difference is uncertain by that much, so R(h, h/2) by 3 rounding / h, which the error estimate never goes below
+// (differences that vanish in the rounding are not evidence of a zero derivative).
+Estimate estimate(Tape& tape, const std::function<Var(Tape&)>& loss, float& x, double f0, double rounding, double h,
+                  bool richardson) {
     const float saved = x;
     double fu[3], fd[3], D[3], step[3];
     const int levels = richardson ? 3 : 1;
@@ -70,7 +76,7 @@ Estimate estimate(Tape& tape, const std::function<Var(Tape&)>& loss, float& x, d
     if (!richardson) return e;
     const double R1 = (4.0 * D[1] - D[0]) / 3.0, R2 = (4.0 * D[2] - D[1]) / 3.0;
     e.numeric = R1;
-    e.error = std::abs(R1 - R2);
+    e.error = std::max(std::abs(R1 - R2), 3.0 * rounding / h);
     e.kink = std::abs((fu[0] + fd[0] - 2.0 * f0) - 4.0 * (fu[1] + fd[1] - 2.0 * f0)) / step[0];
     return e;
 }
@@ -87,7 +93,11 @@ GradcheckReport gradcheck(Tape& tape, const std::function<Var(Tape&)>& loss, con
     tape.backward(loss(tape));
     std::vector<Array> analytic;
     for (Parameter* p : params) analytic.push_back(p->grad);
-    const double f0 = eval_loss(tape, loss);
+    bool rounded = false;
+    const double f0 = eval_loss(tape, loss, &rounded);
+    const double rounding = rounded ? 0.5 * std::abs(static_cast<double>(std::nextafter(static_cast<float>(f0), INFINITY)) -
+                                                     static_cast<double>(static_cast<float>(f0)))
+                                    : 0.0;
     if (eval_loss(tape, loss) != f0)
         throw Error("gradcheck: the loss changed between two evaluations at the same point; it must be "
                     "deterministic (reseed any dropout generator inside the loss function)");
@@ -122,17 +132,17 @@ GradcheckReport gradcheck(Tape& tape, const std::function<Var(Tape&)>& loss, con
             auto trusted = [&](const Estimate& e) {
                 return !kinked(e) && e.error <= 0.5 * opt.tolerance * scale_of(e);
             };
-            Estimate e = estimate(tape, loss, x, f0, opt.eps, opt.richardson);
+            Estimate e = estimate(tape, loss, x, f0, rounding, opt.eps, opt.richardson);
             if (opt.richardson && opt.skip_kinks && !trusted(e)) {
                 bool found = false;
                 if (kinked(e)) {
                     for (double d : {4.0, 16.0}) {
-                        e = estimate(tape, loss, x, f0, opt.eps / d, opt.richardson);
+                        e = estimate(tape, loss, x, f0, rounding, opt.eps / d, opt.richardson);
                         if ((found = trusted(e))) break;
                     }
                 } else {
-                    const Estimate big = estimate(tape, loss, x, f0, 2.0 * opt.eps, opt.richardson);
-                    const Estimate small = estimate(tape, loss, x, f0, opt.eps / 4.0, opt.richardson);
+                    const Estimate big = estimate(tape, loss, x, f0, rounding, 2.0 * opt.eps, opt.richardson);
+                    const Estimate small = estimate(tape, loss, x, f0, rounding, opt.eps / 4.0, opt.richardson);
                     const bool tb = trusted(big), ts = trusted(small);
                     if ((found = tb || ts)) e = tb && (!ts || big.error <= small.error) ? big : small;
                 }

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include <fmt/core.h>
 
@@ -20,6 +21,20 @@ namespace xtgrad {
 using namespace kit;
 
 namespace {
+
+// The unrounded value of a (1 x 1) node that has one (a full reduction's), else NaN.
+double exact(const Node& n) { return n.val().size() == 1 ? n.f64 : std::numeric_limits<double>::quiet_NaN(); }
+
+// Scalar arithmetic on unrounded reductions stays in double (a loss plus a penalty, a sum of cross-entropies): y's
+// f64 = f(inputs' f64) when y is (1 x 1) and every input has one; its float value is then that, rounded once.
+template <class F>
+void keep_exact(Tape& t, Node& y, F f) {
+    if (y.value.size() != 1) return;
+    const double a = exact(t.at(y.in[0])), b = y.in.size() > 1 ? exact(t.at(y.in[1])) : 0.0;
+    if (std::isnan(a) || std::isnan(b)) return;
+    y.f64 = f(a, b);
+    y.value(0, 0) = static_cast<float>(y.f64);
+}
 
 // y = a * x + b: the one rule behind scale, add_scalar and neg.
 Var linear_scalar(const char* op, Var x, float a, float b) {
@@ -35,6 +50,7 @@ Var linear_scalar(const char* op, Var x, float a, float b) {
     const float* px = X.data();
     float* py = y.value.data();
     for (std::size_t k = 0; k < X.size(); ++k) py[k] = a * px[k] + b;
+    keep_exact(t, y, [a, b](double v, double) { return static_cast<double>(a) * v + static_cast<double>(b); });
     return t.var(y);
 }
 
@@ -54,6 +70,7 @@ Var add(Var a, Var b) {
     });
     ensure_shape(y.value, s);
     binary_forward(A, B, y.value, [](float p, float q) { return p + q; });
+    keep_exact(t, y, [](double p, double q) { return p + q; });
     return t.var(y);
 }
 
@@ -69,6 +86,7 @@ Var sub(Var a, Var b) {
     });
     ensure_shape(y.value, s);
     binary_forward(A, B, y.value, [](float p, float q) { return p - q; });
+    keep_exact(t, y, [](double p, double q) { return p - q; });
     return t.var(y);
 }
 
@@ -84,6 +102,7 @@ Var mul(Var a, Var b) {
     });
     ensure_shape(y.value, s);
     binary_forward(A, B, y.value, [](float p, float q) { return p * q; });
+    keep_exact(t, y, [](double p, double q) { return p * q; });
     return t.var(y);
 }
 
@@ -103,6 +122,7 @@ Var div(Var a, Var b) {
         binary_backward(t, y.in[1], y.scratch, B, [](float gy, float q) { return -gy / q; });
     });
     binary_forward(A, B, out(y, s), [](float p, float q) { return p / q; });
+    keep_exact(t, y, [](double p, double q) { return p / q; });
     return t.var(y);
 }
 

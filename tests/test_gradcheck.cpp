@@ -296,3 +296,38 @@ TEST_CASE("the report names each parameter; a nondeterministic loss and bad opti
     opt.eps = 0.0f;
     CHECK_THROWS_AS(gradcheck(tape, [&](Tape& t) { return sum(t.param(p)); }, {&p}, opt), ConfigError);
 }
+
+TEST_CASE("a loss known only as a float: differences lost in its rounding are never trusted") {
+    // loss = 2048 + 1e-3 sum(x * W): the constant has no unrounded value, so the loss is rounded to float (ulp
+    // 2.4e-4), and f(W + h) - f(W - h) is uncertain by that much: at the default steps it is mostly exactly 0. A correct rule must never be reported
+    // wrong because of it: entries whose estimate drowns in the rounding are skipped, and every compared one agrees.
+    Rng rng(31);
+    Parameter W = uniform("W", {3, 4}, -1.0f, 1.0f, rng);
+    const Parameter x = uniform("x", {3, 4}, -1.0f, 1.0f, rng);
+    Tape tape;
+    auto loss = [&](Tape& t) { return t.constant({1, 1}, 2048.0f) + 1e-3f * sum(t.borrow(x.value) * t.param(W)); };
+    const GradcheckReport r = gradcheck(tape, loss, {&W});
+    INFO(r.summary());
+    CHECK(r.max_rel_error <= GradcheckOptions{}.tolerance);
+    CHECK(r.skipped > 0);
+    // with the unrounded loss the same check compares every entry
+    auto exact_loss = [&](Tape& t) { return 1e-3f * sum(t.borrow(x.value) * t.param(W)); };
+    const GradcheckReport e = gradcheck(tape, exact_loss, {&W});
+    CHECK(e.ok);
+    CHECK(e.skipped == 0);
+}
+
+TEST_CASE("scalar arithmetic on reductions keeps their unrounded value: a loss plus a penalty stays in double") {
+    Rng rng(32);
+    const Parameter a = uniform("a", {5, 7}, -1.0f, 1.0f, rng), b = uniform("b", {3, 3}, -1.0f, 1.0f, rng);
+    Tape t;
+    double sa = 0.0, sb = 0.0;
+    for (float v : a.value) sa += v;
+    for (float v : b.value) sb += static_cast<double>(v * v);  // the product is a float op, its mean in double
+    const Var l = (sum(t.borrow(a.value)) + 0.5f * mean(t.borrow(b.value) * t.borrow(b.value))) / sum(t.borrow(a.value)) - 1.0f;
+    const double want = (sa + 0.5 * (sb / 9.0)) / sa - 1.0;
+    CHECK(t.node(l).f64 == doctest::Approx(want).epsilon(1e-12));
+    CHECK(l.value()(0, 0) == static_cast<float>(t.node(l).f64));
+    // a (1 x 1) value that is not a reduction's has none, and neither has anything made from it
+    CHECK(std::isnan(t.node(t.constant({1, 1}, 2.0f) + sum(t.borrow(a.value))).f64));
+}
