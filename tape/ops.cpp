@@ -49,8 +49,8 @@ Var add(Var a, Var b) {
     const Shape s = broadcast_shape("add", A, B);
     Node& y = t.record("add", {a, b}, [](Tape& t, Node& y) {
         const Array &A = t.at(y.in[0]).val(), &B = t.at(y.in[1]).val();
-        binary_backward(t, y.in[0], y.grad, B, [](float g, float) { return g; });
-        binary_backward(t, y.in[1], y.grad, A, [](float g, float) { return g; });
+        binary_backward(t, y.in[0], y.in[1], y.grad, A, B, [](float g, float) { return g; },
+                        [](float g, float) { return g; });
     });
     ensure_shape(y.value, s);
     binary_forward(A, B, y.value, [](float p, float q) { return p + q; });
@@ -64,8 +64,8 @@ Var sub(Var a, Var b) {
     const Shape s = broadcast_shape("sub", A, B);
     Node& y = t.record("sub", {a, b}, [](Tape& t, Node& y) {
         const Array &A = t.at(y.in[0]).val(), &B = t.at(y.in[1]).val();
-        binary_backward(t, y.in[0], y.grad, B, [](float g, float) { return g; });
-        binary_backward(t, y.in[1], y.grad, A, [](float g, float) { return -g; });
+        binary_backward(t, y.in[0], y.in[1], y.grad, A, B, [](float g, float) { return g; },
+                        [](float g, float) { return -g; });
     });
     ensure_shape(y.value, s);
     binary_forward(A, B, y.value, [](float p, float q) { return p - q; });
@@ -79,8 +79,8 @@ Var mul(Var a, Var b) {
     const Shape s = broadcast_shape("mul", A, B);
     Node& y = t.record("mul", {a, b}, [](Tape& t, Node& y) {
         const Array &A = t.at(y.in[0]).val(), &B = t.at(y.in[1]).val();
-        binary_backward(t, y.in[0], y.grad, B, [](float g, float q) { return g * q; });
-        binary_backward(t, y.in[1], y.grad, A, [](float g, float p) { return g * p; });
+        binary_backward(t, y.in[0], y.in[1], y.grad, A, B, [](float g, float q) { return g * q; },
+                        [](float g, float p) { return g * p; });
     });
     ensure_shape(y.value, s);
     binary_forward(A, B, y.value, [](float p, float q) { return p * q; });
@@ -106,6 +106,15 @@ Var div(Var a, Var b) {
     return t.var(y);
 }
 
+namespace {
+// y[k] = a + b * c over a row of n, each operand either a row of n or (flag set) one value for the whole row.
+template <bool OneA, bool OneB, bool OneC>
+void addcmul_row(const float* a, const float* b, const float* c, float* y, std::size_t n) {
+    const float a0 = a[0], b0 = b[0], c0 = c[0];
+    for (std::size_t k = 0; k < n; ++k) y[k] = (OneA ? a0 : a[k]) + (OneB ? b0 : b[k]) * (OneC ? c0 : c[k]);
+}
+}  // namespace
+
 // y = a + b * c     da += g, db += g c, dc += g b      a, b, c: broadcastable -> broadcast shape
 // One pass forward where the multiply-add would take two ops (and two stored values): the shift and scale of a
 // LayerNorm, a gate's mix.
@@ -116,20 +125,20 @@ Var addcmul(Var a, Var b, Var c) {
     Node& y = t.record("addcmul", {a, b, c}, [](Tape& t, Node& y) {
         const Array &B = t.at(y.in[1]).val(), &C = t.at(y.in[2]).val();
         binary_backward(t, y.in[0], y.grad, y.grad, [](float g, float) { return g; });
-        binary_backward(t, y.in[1], y.grad, C, [](float g, float q) { return g * q; });
-        binary_backward(t, y.in[2], y.grad, B, [](float g, float p) { return g * p; });
+        binary_backward(t, y.in[1], y.in[2], y.grad, B, C, [](float g, float q) { return g * q; },
+                        [](float g, float p) { return g * p; });
     });
     Array& Y = out(y, s);
     const std::size_t R = s[0], N = s[1];
     const Bcast ba(A), bb(Bv), bc(C);
-    for (std::size_t r = 0; r < R; ++r) {
-        const float *pa = A.data() + r * ba.rs, *pb = Bv.data() + r * bb.rs, *pc = C.data() + r * bc.rs;
-        float* py = Y.data() + r * N;
-        if (ba.cs && bb.cs && bc.cs)
-            for (std::size_t k = 0; k < N; ++k) py[k] = pa[k] + pb[k] * pc[k];
-        else
-            for (std::size_t k = 0; k < N; ++k) py[k] = pa[k * ba.cs] + pb[k * bb.cs] * pc[k * bc.cs];
-    }
+    // one loop per pattern of operands that are a single value along the row (a column or a scalar)
+    using RowFn = void (*)(const float*, const float*, const float*, float*, std::size_t);
+    static constexpr RowFn kRow[8] = {addcmul_row<0, 0, 0>, addcmul_row<0, 0, 1>, addcmul_row<0, 1, 0>,
+                                      addcmul_row<0, 1, 1>, addcmul_row<1, 0, 0>, addcmul_row<1, 0, 1>,
+                                      addcmul_row<1, 1, 0>, addcmul_row<1, 1, 1>};
+    const RowFn row = kRow[(ba.cs ? 0 : 4) + (bb.cs ? 0 : 2) + (bc.cs ? 0 : 1)];
+    for (std::size_t r = 0; r < R; ++r)
+        row(A.data() + r * ba.rs, Bv.data() + r * bb.rs, C.data() + r * bc.rs, Y.data() + r * N, N);
     return t.var(y);
 }
 

