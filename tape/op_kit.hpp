@@ -213,26 +213,20 @@ void binary_backward(Tape& t, std::uint32_t i, const Array& g, const Array& othe
 
 // Both operands' gradients of a broadcasting op (inputs ia, ib; A and B their values), in one sweep over g: each
 // row of g is read from memory once and used for both while it is in cache. Computes exactly what two
-// binary_backward calls compute (the same sums in the same order); an input used twice (ia == ib) takes that way.
+// binary_backward calls compute (the same sums in the same order), and takes that way for an input used twice
+// (ia == ib) and for rows shorter than 64 (where a loop per row would cost more than reading g twice).
 template <class FA, class FB>
 void binary_backward(Tape& t, std::uint32_t ia, std::uint32_t ib, const Array& g, const Array& A, const Array& B,
                      FA fa, FB fb) {
-    if (ia == ib) {
+    const std::size_t R = g.shape()[0], C = g.shape()[1];
+    if (ia == ib || C < 64) {
         binary_backward(t, ia, g, B, fa);
         binary_backward(t, ib, g, A, fb);
         return;
     }
     const OperandGrad<FA> a(t, ia, g, B, fa);
     const OperandGrad<FB> b(t, ib, g, A, fb);
-    const std::size_t R = g.shape()[0], C = g.shape()[1];
     const float* pg = g.data();
-    if (C < 64) {  // short rows: sweep g whole per operand (a loop per row would cost more than the reread)
-        if (a)
-            for (std::size_t r = 0; r < R; ++r) a.row(r, pg + r * C);
-        if (b)
-            for (std::size_t r = 0; r < R; ++r) b.row(r, pg + r * C);
-        return;
-    }
     for (std::size_t r = 0; r < R; ++r) {
         if (a) a.row(r, pg + r * C);
         if (b) b.row(r, pg + r * C);

@@ -244,11 +244,16 @@ TEST_CASE("attention LSTM: Luong's general score over the last k states, probed;
             for (std::size_t n = 0; n < Hd; ++n) CHECK(mem(b, j * Hd + n) == h[Tn - k + j](b, n));
 }
 
-TEST_CASE("attention LSTM: a bad window is a ConfigError naming the option") {
+TEST_CASE("attention LSTM: a bad window or an unknown option is a ConfigError naming the option") {
     Rng rng(20);
     for (long k : {0L, -3L, 1000L})
-        CHECK_THROWS_WITH_AS(Recurrent("rnn", cell_factory<zoo::AttnLSTMCell>(), 3, 4, 1, 0.0f, false, rng, 0.0f, window(k)),
+        CHECK_THROWS_WITH_AS(Recurrent("rnn", cell_factory<zoo::AttnLSTMCell>(), 3, 4, 1, 0.0f, false, rng, 0.0f,
+                                       window(k)),
                              doctest::Contains("cell option k"), ConfigError);
+    CellOptions typo;
+    typo.set("window", "4");
+    CHECK_THROWS_WITH_AS(Recurrent("rnn", cell_factory<zoo::AttnLSTMCell>(), 3, 4, 1, 0.0f, false, rng, 0.0f, typo),
+                         doctest::Contains("cell option window: the attention LSTM has only k"), ConfigError);
 }
 
 TEST_CASE("bidirectional GRU tagger: default gradcheck on a padded batch; padding changes nothing") {

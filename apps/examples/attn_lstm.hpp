@@ -49,6 +49,9 @@ public:
     }
 
     static std::size_t window(const CellSpec& s) {
+        for (const auto& option : s.options.all())
+            if (option.first != "k")
+                throw ConfigError("cell option " + option.first + ": the attention LSTM has only k");
         const long k = s.options.get("k", 8L);
         if (k < 1 || k > 256) throw ConfigError("cell option k: the attention window must be 1 to 256 states, got " +
                                                 std::to_string(k));

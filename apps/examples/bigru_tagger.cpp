@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
     for (std::string l; std::getline(in, l);)
         if (!l.empty()) lines.push_back(l.substr(0, 100));
     if (lines.size() < 20) {
-        std::fprintf(stderr, "bigru_tagger: %s: cannot read it, or it has fewer than 20 non-empty lines\n", path.c_str());
+        std::fprintf(stderr, "bigru_tagger: %s: cannot read it, or it has fewer than 20 non-empty lines\n",
+                     path.c_str());
         return 1;
     }
     const std::size_t held_out = lines.size() / 10, train = lines.size() - held_out, B = 32;

@@ -13,7 +13,7 @@
 int main(int argc, char** argv) {
     xtgrad::Registry models = xtgrad::builtin_registry();
     models.program = "cell_zoo";
-    models.add_cell("PEEPHOLE_LSTM", xtgrad::cell_factory<zoo::PeepholeLSTMCell>(), "LSTM with peepholes (Gers et al. 2002)");
+    models.add_cell("PEEPHOLE_LSTM", xtgrad::cell_factory<zoo::PeepholeLSTMCell>(), "peephole LSTM (Gers et al. 2002)");
     models.add_cell("LN_LSTM", xtgrad::cell_factory<zoo::LNLSTMCell>(), "layer-normalised LSTM (Ba et al. 2016)");
     models.add_cell("INDRNN", xtgrad::cell_factory<zoo::IndRNNCell>(), "IndRNN with relu (Li et al. 2018)");
     models.add_cell("SRU", xtgrad::cell_factory<zoo::SRUCell>(), "simple recurrent unit (Lei & Zhang 2017)");

@@ -17,8 +17,8 @@ using namespace xtgrad;
 class SRUCell : public Cell {
 public:
     SRUCell(const CellSpec& s, Rng& rng)
-        : weight_ih(s.name("weight_ih"), Array({(s.input == s.hidden ? 3 : 4) * s.hidden, s.input})),  // [W_f W_r W W_h]
-          bias_ih(s.name("bias_ih"), Array({1, 2 * s.hidden}), {2 * s.hidden}) {                      // [b_f b_r]
+        : weight_ih(s.name("weight_ih"), Array({(s.input == s.hidden ? 3 : 4) * s.hidden, s.input})),  // W_f W_r W W_h
+          bias_ih(s.name("bias_ih"), Array({1, 2 * s.hidden}), {2 * s.hidden}) {                      // b_f b_r
         const float k = 1.0f / std::sqrt(static_cast<float>(s.hidden));
         for (Parameter* p : {&weight_ih, &bias_ih}) fill_uniform(p->value, rng, -k, k);
     }
@@ -39,7 +39,8 @@ public:
     StepOut step(const Step& at, Var x_t, const State& s) override {
         (void)at;
         const std::size_t H = hidden_size();
-        Var f = cols(x_t, 0, H), r = cols(x_t, H, 2 * H), x_tilde = cols(x_t, 2 * H, 3 * H), x_hw = cols(x_t, 3 * H, 4 * H);
+        Var f = cols(x_t, 0, H), r = cols(x_t, H, 2 * H);
+        Var x_tilde = cols(x_t, 2 * H, 3 * H), x_hw = cols(x_t, 3 * H, 4 * H);
         Var c = x_tilde + f * (s[0] - x_tilde);  // = f * c + (1 - f) * x~
         return {State{c}, x_hw + r * (tanh(c) - x_hw)};  // h = r * tanh(c) + (1 - r) * x
     }

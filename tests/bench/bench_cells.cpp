@@ -47,8 +47,8 @@ struct Run {
     Tape tape;
     Rng rng{7};
     RecurrentState hidden;
-    double wall = 0.0, cpu = 0.0, recent = 0.0;
-    std::size_t tokens = 0, recent_n = 0;
+    double wall = 0.0, cpu = 0.0, block = 0.0, last50 = 0.0;  // training loss sums: since the last line, last 50 steps
+    std::size_t tokens = 0;
 };
 
 }  // namespace
@@ -149,15 +149,19 @@ int main(int argc, char** argv) {
             r->cpu += cpu_now() - c0;
             r->wall += wall_now() - w0;
             r->tokens += n * batch;
-            if (s + 50 >= steps) {
-                r->recent += loss.value()(0, 0);
-                ++r->recent_n;
-            }
+            const double l = loss.value()(0, 0);
+            r->block += l;
+            if (s + 50 >= steps) r->last50 += l;
         }
-        if ((s + 1) % 50 == 0) {
+        if ((s + 1) % 50 == 0 || s + 1 == steps) {  // the mean training loss since the last line
             std::string line = fmt::format("step {:4}", s + 1);
-            for (auto& r : runs) line += fmt::format(" | {} {:.3f}", r->name, r->recent_n ? r->recent / r->recent_n : 0.0);
+            const std::size_t n = (s + 1) % 50 ? (s + 1) % 50 : 50;
+            for (auto& r : runs) {
+                line += fmt::format(" | {} {:.3f}", r->name, r->block / static_cast<double>(n));
+                r->block = 0.0;
+            }
             fmt::print("{}\n", line);
+            std::fflush(stdout);
         }
     }
 
@@ -179,7 +183,8 @@ int main(int argc, char** argv) {
             h.assign(f);
         }
         const double tps = static_cast<double>(r->tokens) / r->cpu;
-        fmt::print("{:<14} {:>10.3f} {:>10.3f} {:>9.0f} {:>9.2f}x {:>9.2f}x {:>8}\n", r->name, r->recent / r->recent_n,
+        fmt::print("{:<14} {:>10.3f} {:>10.3f} {:>9.0f} {:>9.2f}x {:>9.2f}x {:>8}\n", r->name,
+                   r->last50 / static_cast<double>(std::min<std::size_t>(50, steps)),
                    vl / windows, tps, tps / (static_cast<double>(ref.tokens) / ref.cpu), ref.wall / r->wall,
                    r->model->parameter_count());
     }
