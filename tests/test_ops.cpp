@@ -73,7 +73,7 @@ std::vector<Case> cases() {
         {"addcmul col, row, full", {{3, 1}, {1, 4}, {3, 4}}, [](V x) { return addcmul(x[0], x[1], x[2]); }},
         {"addcmul(x, x, x)", {{3, 4}}, [](V x) { return addcmul(x[0], x[0], x[0]); }},
         {"addcmul col, full, col", {{2, 70}, {2, 1}, {2, 1}}, [](V x) { return addcmul(x[1], x[0], x[2]); }},
-        // rows of 64 and more: both operands' gradients in one sweep over g (binary_backward of two inputs)
+        // rows of 64 and more, an operand broadcast: both gradients in one sweep over g (binary_backward of two inputs)
         {"add wide", {{2, 70}, {2, 70}}, [](V x) { return add(x[0], x[1]); }},
         {"sub wide, col-broadcast", {{2, 70}, {2, 1}}, [](V x) { return sub(x[0], x[1]); }},
         {"mul wide, col-broadcast", {{2, 70}, {2, 1}}, [](V x) { return mul(x[0], x[1]); }},

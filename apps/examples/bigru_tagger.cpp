@@ -1,6 +1,7 @@
 // Trains the bidirectional-GRU truecaser of bigru_tagger.hpp on the lines of a text (Tiny Shakespeare by default),
 // batches of lines of different lengths padded together, and reports its accuracy on held-out lines:
 //   ./bigru_tagger [TEXT_FILE] [STEPS]        (default ../shared/data/tinyshakespeare/input.txt, 300 steps)
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -37,19 +38,25 @@ int main(int argc, char** argv) {
     Adam opt(params, 3e-3);
     Tape tape;
     double recent = 0.0;
+    std::size_t chars = 0;
+    const auto start = std::chrono::steady_clock::now();
     for (long s = 1; s <= steps; ++s) {
         std::vector<std::string> batch;
         for (std::size_t b = 0; b < B; ++b) batch.push_back(lines[rng.next_u64() % train]);
+        const zoo::TaggedBatch tagged(batch);
+        for (std::size_t n : tagged.lengths) chars += n;
         tape.clear();
         Ctx c{tape, rng, true};
-        Var loss = model.loss(c, zoo::TaggedBatch(batch));
+        Var loss = model.loss(c, tagged);
         tape.backward(loss);
         clip_grad_norm(params, 5.0);
         opt.step();
         opt.zero_grad();
         recent += loss.value()(0, 0);
         if (s % 50 == 0 || s == steps) {
-            std::printf("step %5ld | loss %.4f\n", s, recent / (s % 50 == 0 ? 50 : s % 50));
+            const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            std::printf("step %5ld | loss %.4f | %.0f characters/s\n", s, recent / (s % 50 == 0 ? 50 : s % 50),
+                        static_cast<double>(chars) / seconds);
             recent = 0.0;
         }
     }
