@@ -24,9 +24,9 @@ Var LayerNorm::operator()(Var x) {
         throw ShapeError(fmt::format("LayerNorm '{}': input {} has {} features per row, the layer normalises {}",
                                      weight.name, shape_str(X), X.shape()[1], features()));
     Tape& t = *x.tape;
-    Var d = x - mean(x, 1);                             // (M x N): centred rows
-    Var r = rsqrt(mean(square(d), 1) + eps_);           // (M x 1): 1 / standard deviation
-    return d * r * t.param(weight) + t.param(bias);     // (M x N)
+    Var r = rsqrt(var(x, 1) + eps_);                       // (M x 1): 1 / standard deviation
+    Var n = addcmul(-(mean(x, 1) * r), x, r);              // (M x N): x r - m r = (x - m) r
+    return addcmul(t.param(bias), n, t.param(weight));    // (M x N): bias + n weight
 }
 
 void LayerNorm::collect(std::vector<Parameter*>& out) { out.insert(out.end(), {&weight, &bias}); }

@@ -1,5 +1,5 @@
 // LayerNorm: layer normalisation (Ba et al., 2016) as PyTorch's nn.LayerNorm over the last dimension, composed
-// from public tape ops (row mean, square, rsqrt, broadcasting mul/add); it has no backward code of its own.
+// from public tape ops (row mean and variance, rsqrt, addcmul); it has no backward code of its own.
 #pragma once
 
 #include <string>
@@ -17,6 +17,7 @@ public:
     LayerNorm(const LayerNorm&) = delete;  // a layer's parameters have one owner
     LayerNorm& operator=(const LayerNorm&) = delete;
     // y = (x - mean_row(x)) * rsqrt(var_row(x) + eps) * weight + bias        x: (M x features) -> (M x features)
+    // computed as PyTorch's CPU kernel does, (x r - m r) * weight + bias with r = rsqrt(var + eps)
     Var operator()(Var x);
     // Features per row.
     std::size_t features() const { return weight.value.shape()[1]; }

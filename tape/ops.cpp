@@ -65,8 +65,8 @@ Var add(Var a, Var b) {
     const Shape s = broadcast_shape("add", A, B);
     Node& y = t.record("add", {a, b}, [](Tape& t, Node& y) {
         const Array &A = t.at(y.in[0]).val(), &B = t.at(y.in[1]).val();
-        binary_backward(t, y.in[0], y.grad, B, [](float g, float) { return g; });
-        binary_backward(t, y.in[1], y.grad, A, [](float g, float) { return g; });
+        binary_backward(t, y.in[0], y.in[1], y.grad, A, B, [](float g, float) { return g; },
+                        [](float g, float) { return g; });
     });
     ensure_shape(y.value, s);
     binary_forward(A, B, y.value, [](float p, float q) { return p + q; });
@@ -81,8 +81,8 @@ Var sub(Var a, Var b) {
     const Shape s = broadcast_shape("sub", A, B);
     Node& y = t.record("sub", {a, b}, [](Tape& t, Node& y) {
         const Array &A = t.at(y.in[0]).val(), &B = t.at(y.in[1]).val();
-        binary_backward(t, y.in[0], y.grad, B, [](float g, float) { return g; });
-        binary_backward(t, y.in[1], y.grad, A, [](float g, float) { return -g; });
+        binary_backward(t, y.in[0], y.in[1], y.grad, A, B, [](float g, float) { return g; },
+                        [](float g, float) { return -g; });
     });
     ensure_shape(y.value, s);
     binary_forward(A, B, y.value, [](float p, float q) { return p - q; });
@@ -97,8 +97,8 @@ Var mul(Var a, Var b) {
     const Shape s = broadcast_shape("mul", A, B);
     Node& y = t.record("mul", {a, b}, [](Tape& t, Node& y) {
         const Array &A = t.at(y.in[0]).val(), &B = t.at(y.in[1]).val();
-        binary_backward(t, y.in[0], y.grad, B, [](float g, float q) { return g * q; });
-        binary_backward(t, y.in[1], y.grad, A, [](float g, float p) { return g * p; });
+        binary_backward(t, y.in[0], y.in[1], y.grad, A, B, [](float g, float q) { return g * q; },
+                        [](float g, float p) { return g * p; });
     });
     ensure_shape(y.value, s);
     binary_forward(A, B, y.value, [](float p, float q) { return p * q; });
@@ -123,6 +123,42 @@ Var div(Var a, Var b) {
     });
     binary_forward(A, B, out(y, s), [](float p, float q) { return p / q; });
     keep_exact(t, y, [](double p, double q) { return p / q; });
+    return t.var(y);
+}
+
+namespace {
+// y[k] = a + b * c over a row of n, each operand either a row of n or (flag set) one value for the whole row.
+template <bool OneA, bool OneB, bool OneC>
+void addcmul_row(const float* a, const float* b, const float* c, float* y, std::size_t n) {
+    const float a0 = a[0], b0 = b[0], c0 = c[0];
+    for (std::size_t k = 0; k < n; ++k) y[k] = (OneA ? a0 : a[k]) + (OneB ? b0 : b[k]) * (OneC ? c0 : c[k]);
+}
+}  // namespace
+
+// y = a + b * c     da += g, db += g c, dc += g b      a, b, c: broadcastable -> broadcast shape
+// One pass forward where the multiply-add would take two ops (and two stored values): the shift and scale of a
+// LayerNorm, a gate's mix.
+Var addcmul(Var a, Var b, Var c) {
+    Tape& t = tape_of("addcmul", a);
+    const Array &A = val(t, a, "addcmul"), &Bv = val(t, b, "addcmul"), &C = val(t, c, "addcmul");
+    const Shape s = broadcast_shape("addcmul", broadcast_shape("addcmul", A, Bv), shape_of(C));
+    Node& y = t.record("addcmul", {a, b, c}, [](Tape& t, Node& y) {
+        const Array &B = t.at(y.in[1]).val(), &C = t.at(y.in[2]).val();
+        binary_backward(t, y.in[0], y.grad, y.grad, [](float g, float) { return g; });
+        binary_backward(t, y.in[1], y.in[2], y.grad, B, C, [](float g, float q) { return g * q; },
+                        [](float g, float p) { return g * p; });
+    });
+    Array& Y = out(y, s);
+    const std::size_t R = s[0], N = s[1];
+    const Bcast ba(A), bb(Bv), bc(C);
+    // one loop per pattern of operands that are a single value along the row (a column or a scalar)
+    using RowFn = void (*)(const float*, const float*, const float*, float*, std::size_t);
+    static constexpr RowFn kRow[8] = {addcmul_row<0, 0, 0>, addcmul_row<0, 0, 1>, addcmul_row<0, 1, 0>,
+                                      addcmul_row<0, 1, 1>, addcmul_row<1, 0, 0>, addcmul_row<1, 0, 1>,
+                                      addcmul_row<1, 1, 0>, addcmul_row<1, 1, 1>};
+    const RowFn row = kRow[(ba.cs ? 0 : 4) + (bb.cs ? 0 : 2) + (bc.cs ? 0 : 1)];
+    for (std::size_t r = 0; r < R; ++r)
+        row(A.data() + r * ba.rs, Bv.data() + r * bb.rs, C.data() + r * bc.rs, Y.data() + r * N, N);
     return t.var(y);
 }
 
@@ -279,7 +315,12 @@ Var pow(Var x, float p) {
         acc_map(t, y.in[0], [&](std::size_t k) { return p * g[k] * d[k]; });
     });
     y.f0 = p;
-    vmath::pow(X.data(), out(y, shape_of(X)).data(), X.size(), p);
+    float* py = out(y, shape_of(X)).data();
+    const float* px = X.data();
+    if (p == 2.0f)  // the square (LayerNorm's variance, AR penalties): one multiply, not a power loop
+        for (std::size_t k = 0; k < X.size(); ++k) py[k] = px[k] * px[k];
+    else
+        vmath::pow(px, py, X.size(), p);
     return t.var(y);
 }
 
@@ -359,6 +400,73 @@ Var sum(Var x, int axis) { return reduce_axis("sum_axis", x, axis, false); }
 // y_i = sum_j x_ij / N (axis 1), y_j = sum_i x_ij / M (axis 0)      dx_ij += g_i / N (or g_j / M)
 // x: (M x N) -> (M x 1) (axis 1) or (1 x N) (axis 0)
 Var mean(Var x, int axis) { return reduce_axis("mean_axis", x, axis, true); }
+
+// y_i = sum_j (x_ij - m_i)^2 / N (axis 1), y_j = sum_i (x_ij - m_j)^2 / M (axis 0), m the mean along the axis:
+// the biased variance (PyTorch's var(unbiased=False)), two passes (the mean, then the squares about it).
+// dx_ij += g_i 2 (x_ij - m_i) / N (or g_j 2 (x_ij - m_j) / M)   x: (M x N) -> (M x 1) or (1 x N); aux keeps m
+Var var(Var x, int axis) {
+    Tape& t = tape_of("var_axis", x);
+    const Array& X = val(t, x, "var_axis");
+    check_axis("var_axis", axis);
+    const std::size_t M = X.shape()[0], N = X.shape()[1];
+    Node& y = t.record("var_axis", {x}, [](Tape& t, Node& y) {
+        bool fresh;
+        Array* G = acc_raw(t, y.in[0], fresh);
+        if (!G) return;
+        const std::size_t M = G->shape()[0], N = G->shape()[1];
+        const float *x = t.at(y.in[0]).val().data(), *g = y.grad.data(), *m = y.aux.data();
+        float* d = G->data();
+        for (std::size_t r = 0; r < M; ++r) {
+            const float *xr = x + r * N;
+            float* dr = d + r * N;
+            if (y.i0 == 1) {
+                const float k = y.f0 * g[r], mr = m[r];
+                if (fresh)
+                    for (std::size_t c = 0; c < N; ++c) dr[c] = k * (xr[c] - mr);
+                else
+                    for (std::size_t c = 0; c < N; ++c) dr[c] += k * (xr[c] - mr);
+            } else {
+                const float k = y.f0;
+                if (fresh)
+                    for (std::size_t c = 0; c < N; ++c) dr[c] = k * g[c] * (xr[c] - m[c]);
+                else
+                    for (std::size_t c = 0; c < N; ++c) dr[c] += k * g[c] * (xr[c] - m[c]);
+            }
+        }
+    });
+    y.i0 = axis;
+    const std::size_t n = std::max<std::size_t>(axis == 1 ? N : M, 1);
+    y.f0 = 2.0f / static_cast<float>(n);
+    const float inv = 1.0f / static_cast<float>(n);
+    const float* px = X.data();
+    if (axis == 1) {
+        float* v = out(y, {M, 1}).data();
+        ensure_shape(y.aux, {M, 1});
+        for (std::size_t r = 0; r < M; ++r) {
+            const float* xr = px + r * N;
+            const float mr = inv * vmath::sum(xr, N);
+            float s[8] = {};
+            std::size_t c = 0;
+            for (; c + 8 <= N; c += 8)
+                for (std::size_t j = 0; j < 8; ++j) s[j] += (xr[c + j] - mr) * (xr[c + j] - mr);
+            for (; c < N; ++c) s[0] += (xr[c] - mr) * (xr[c] - mr);
+            y.aux(r, 0) = mr;
+            v[r] = inv * (((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])));
+        }
+    } else {
+        float* v = out(y, {1, N}).data();
+        ensure_shape(y.aux, {1, N});
+        float* m = y.aux.data();
+        std::fill(m, m + N, 0.0f);
+        for (std::size_t r = 0; r < M; ++r) vmath::axpy(1.0f, px + r * N, m, N);
+        vmath::scale(m, N, inv);
+        std::fill(v, v + N, 0.0f);
+        for (std::size_t r = 0; r < M; ++r)
+            for (std::size_t c = 0; c < N; ++c) v[c] += (px[r * N + c] - m[c]) * (px[r * N + c] - m[c]);
+        vmath::scale(v, N, inv);
+    }
+    return t.var(y);
+}
 
 // y_i = max_j x_ij (axis 1), y_j = max_i x_ij (axis 0)      dx at the (first) maximum += g
 // x: (M x N) -> (M x 1) (axis 1) or (1 x N) (axis 0); ids keeps the position of each maximum

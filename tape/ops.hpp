@@ -19,6 +19,8 @@ Var sub(Var a, Var b);
 Var mul(Var a, Var b);
 // y = a / b (elementwise)
 Var div(Var a, Var b);
+// y = a + b * c (elementwise, each broadcastable): a multiply-add in one op
+Var addcmul(Var a, Var b, Var c);
 // y = c * x
 Var scale(Var x, float c);
 // y = x + c
@@ -66,6 +68,9 @@ Var mean(Var x);
 Var sum(Var x, int axis);
 // Mean along an axis, keeping the dimension: axis 1 -> (M x 1), axis 0 -> (1 x N)
 Var mean(Var x, int axis);
+// Biased variance along an axis (mean of squared deviations from the axis's mean), keeping the dimension:
+// axis 1 -> (M x 1), axis 0 -> (1 x N)
+Var var(Var x, int axis);
 // Maximum along an axis, keeping the dimension: axis 1 -> (M x 1), axis 0 -> (1 x N); the gradient goes to the
 // first maximal entry
 Var max(Var x, int axis);

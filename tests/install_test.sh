@@ -50,4 +50,12 @@ if "$build/apps/xtgrad-lm" eval --checkpoint m.safetensors --data data > stock.l
     fail "stock xtgrad-lm loaded an MGU checkpoint"
 fi
 grep -q "cell 'MGU', which xtgrad-lm does not know" stock.log || fail "stock error does not name MGU: $(cat stock.log)"
+
+# the five published cells of apps/examples, built the same way from their headers
+mkdir "$work/zoo"
+cp "$src"/apps/examples/cell_zoo.cpp "$src"/apps/examples/{peephole_lstm,ln_lstm,indrnn,sru,attn_lstm}.hpp "$work/zoo/"
+cd "$work/zoo"
+# shellcheck disable=SC2046,SC2086
+c++ -std=c++17 -O2 $extra cell_zoo.cpp $(pkg-config --cflags --libs xtgrad-lm) -Wl,-rpath,"$libdir" -o cell_zoo
+./cell_zoo gradcheck --model ATTN_LSTM --cell-option k=2 --padded | grep -q "^ok:" || fail "gradcheck of ATTN_LSTM"
 echo "install test: ok"

@@ -27,9 +27,10 @@ std::string exe() {
     return e;
 }
 
-// Runs the program with args (in the folder cwd, when given), feeding input to its standard input.
-Run run(const std::string& args, const std::string& input = "", const std::string& cwd = "") {
-    std::string cmd = exe() + " " + args + " 2>&1";
+// Runs a program with args (in the folder cwd, when given), feeding input to its standard input.
+Run run_program(const std::string& program, const std::string& args, const std::string& input = "",
+                const std::string& cwd = "") {
+    std::string cmd = program + " " + args + " 2>&1";
     if (!input.empty()) cmd = "printf '" + input + "' | " + cmd;
     if (!cwd.empty()) cmd = "cd '" + cwd + "' && " + cmd;
     FILE* p = ::popen(cmd.c_str(), "r");
@@ -39,6 +40,11 @@ Run run(const std::string& args, const std::string& input = "", const std::strin
     while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
     const int status = ::pclose(p);
     return {WIFEXITED(status) ? WEXITSTATUS(status) : 128, out};
+}
+
+// Runs xtgrad-lm.
+Run run(const std::string& args, const std::string& input = "", const std::string& cwd = "") {
+    return run_program(exe(), args, input, cwd);
 }
 
 std::string slurp(const std::string& path) {
@@ -259,6 +265,44 @@ TEST_CASE("xtgrad-lm: bad input gets a clear error, a non-zero exit, and no lost
     CHECK(nan.out.find("became") != std::string::npos);
     CHECK(nan.out.find("no checkpoint of this run had been written yet") != std::string::npos);
     CHECK(slurp(d + "/m.safetensors") == before);
+    std::system(("rm -rf " + d).c_str());
+}
+
+TEST_CASE("cell_zoo: a published cell gets the whole command line; stock xtgrad-lm refuses its checkpoint") {
+    const char* zoo = std::getenv("CELL_ZOO");
+    REQUIRE_MESSAGE(zoo != nullptr, "CELL_ZOO must name the cell_zoo binary (meson test sets it)");
+    const std::string d = make_data();
+    Run r = run_program(zoo, "gradcheck --model LN_LSTM");
+    INFO(r.out);
+    CHECK(r.rc == 0);
+    CHECK(r.out.find("rnn.layernorm_c_l1.weight") != std::string::npos);
+    CHECK(r.out.rfind("ok: ok rel") != std::string::npos);
+    r = run_program(zoo, fmt::format("train --model LN_LSTM --data {0} {1} --max-batches 20 --epochs 1 "
+                                     "--save {0}/ln.safetensors", d, kSmall));
+    CHECK(r.rc == 0);
+    CHECK(r.out.find("LN_LSTM 2x16") != std::string::npos);
+    CHECK(xtgrad::load_safetensors(d + "/ln.safetensors").tensors.count("rnn.layernorm_h_l1.bias") == 1);
+    r = run_program(zoo, fmt::format("eval --checkpoint {0}/ln.safetensors --data {0}", d));
+    CHECK(r.rc == 0);
+    CHECK(r.out.find("ppl") != std::string::npos);
+    r = run_program(zoo, fmt::format("generate --checkpoint {0}/ln.safetensors --words 10 --seed 2", d));
+    CHECK(r.rc == 0);
+    CHECK(r.out.size() > 10);
+    r = run(fmt::format("eval --checkpoint {0}/ln.safetensors --data {0}", d));
+    CHECK(r.rc == 1);
+    CHECK(r.out.find("the model was trained with the cell 'LN_LSTM', which xtgrad-lm does not know") != std::string::npos);
+
+    // a cell option is saved with the model: eval rebuilds the attention memory of k = 3 states
+    r = run_program(zoo, fmt::format("train --model ATTN_LSTM --cell-option k=3 --data {0} {1} --max-batches 4 "
+                                     "--epochs 1 --save {0}/attn.safetensors", d, kSmall));
+    CHECK(r.rc == 0);
+    r = run_program(zoo, fmt::format("eval --checkpoint {0}/attn.safetensors --data {0}", d));
+    CHECK(r.rc == 0);
+    CHECK(r.out.find("ppl") != std::string::npos);
+    r = run_program(zoo, fmt::format("train --model ATTN_LSTM --cell-option k=0 --data {0} {1} --save {0}/k0.safetensors",
+                                     d, kSmall));
+    CHECK(r.rc == 2);
+    CHECK(r.out.find("cell option k: the attention window must be 1 to 256 states, got 0") != std::string::npos);
     std::system(("rm -rf " + d).c_str());
 }
 

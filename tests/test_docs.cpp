@@ -1,4 +1,5 @@
-// The custom-cell tutorial compiles as written: its code blocks are the example program's files, verbatim.
+// The custom-cell tutorial compiles as written: its code blocks are the example program's files, verbatim; and
+// docs/ops.md has a row for every op.
 #include <doctest/doctest.h>
 
 #include <cstdlib>
@@ -56,4 +57,24 @@ TEST_CASE("docs show the example files verbatim: every block marked with its fil
     }
     CHECK(tutorial);  // the tutorial's complete program is among them
     CHECK(checked >= 1);
+}
+
+TEST_CASE("docs/ops.md lists every op that tape/ops.hpp declares") {
+    const char* root = std::getenv("XTGRAD_SOURCE");
+    REQUIRE_MESSAGE(root != nullptr, "XTGRAD_SOURCE must name the source tree (meson test sets it)");
+    const std::string header = slurp(std::string(root) + "/tape/ops.hpp");
+    const std::string table = slurp(std::string(root) + "/docs/ops.md");
+    std::size_t ops = 0;
+    std::istringstream lines(header);
+    for (std::string line; std::getline(lines, line);) {
+        const std::string var = line.rfind("Var ", 0) == 0          ? "Var "
+                                : line.rfind("inline Var ", 0) == 0 ? "inline Var "
+                                                                    : "";
+        if (var.empty() || line.compare(var.size(), 8, "operator") == 0) continue;
+        const std::string name = line.substr(var.size(), line.find('(') - var.size());
+        INFO("tape/ops.hpp declares ", name, "; docs/ops.md has no row `", name, "(...)`");
+        CHECK(table.find("`" + name + "(") != std::string::npos);
+        ++ops;
+    }
+    CHECK(ops >= 40);
 }

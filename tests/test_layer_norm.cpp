@@ -70,6 +70,29 @@ TEST_CASE("LayerNorm: values against a double reference; rows of equal entries g
                          ShapeError);
 }
 
+TEST_CASE("LayerNorm: x r - m r (PyTorch's CPU arithmetic) is as accurate as (x - m) r, also far from zero") {
+    Rng rng(43);
+    LayerNorm ln("ln", 300);  // rows wider than 64: the one-sweep backward of the broadcasting ops
+    fill_uniform(ln.weight.value, rng, 0.5f, 1.5f);
+    fill_uniform(ln.bias.value, rng, -0.5f, 0.5f);
+    auto err = [](const Array& a, const Array& b) { return xt::amax(xt::abs(a - b))(); };
+    for (float offset : {0.0f, 10.0f, 100.0f, -1000.0f}) {
+        Array x({3, 300});
+        fill_uniform(x, rng, -1.0f, 1.0f);  // sd 0.58
+        x += offset;
+        Tape t;
+        Var v = t.constant(x);
+        const Array y = ln(v).value();
+        Var d = v - mean(v, 1);
+        const Array centred = (d * rsqrt(var(v, 1) + 1e-5f) * t.param(ln.weight) + t.param(ln.bias)).value();
+        const Array want = reference(x, ln.weight.value, ln.bias.value, 1e-5);
+        INFO("offset ", offset, ": LayerNorm ", err(y, want), ", centred ", err(centred, want));
+        // both carry the float32 row mean's rounding; m r adds at most a rounding of |m| / sd
+        CHECK(err(y, want) <= err(centred, want) + 1.5e-7 * std::abs(offset) / 0.58 + 1e-6);
+        if (offset == 0.0f) CHECK(err(y, want) < 1e-6);
+    }
+}
+
 TEST_CASE("LayerNorm: gradients of input, gain and shift, alone and with the input used twice") {
     Rng rng(42);
     LayerNorm ln("ln", 6);

@@ -18,27 +18,14 @@
 #include <xtgrad/tape/gradcheck.hpp>
 #include <xtgrad/tape/ops.hpp>
 
+#include "recurrent_checks.hpp"
+
 using namespace xtgrad;
+using namespace xtgrad::testing;
 
 namespace {
 
 constexpr std::size_t T = 3, B = 2, I = 3, H = 4;
-
-Parameter input_param(std::size_t rows, std::size_t cols, std::uint64_t seed) {
-    Rng rng(seed);
-    Parameter p("x", Array({rows, cols}));
-    fill_uniform(p.value, rng, -1.0f, 1.0f);
-    return p;
-}
-
-// A non-zero carried state, so that the first step's recurrent weights get a real gradient.
-RecurrentState random_state(const Recurrent& rnn, std::size_t batch, std::uint64_t seed) {
-    Rng rng(seed);
-    RecurrentState s = rnn.zero_state(batch);
-    for (auto& cell : s.cells)
-        for (Array& part : cell) fill_uniform(part, rng, -0.5f, 0.5f);
-    return s;
-}
 
 // The loss reads every output and every final state part, each through its own random projection.
 Var probe_loss(const RecurrentOutput& out, std::uint64_t seed) {
@@ -160,92 +147,6 @@ TEST_CASE("gradcheck through padded batches: built-in cells and a user cell, sta
     fmt::print("{:<36} {}\n", "user cell padded 2-layer bidi", r.summary());
     CHECK(r.ok);
 }
-
-namespace {
-
-// Rows of a time-major (T*batch x F) value that belong to sequence b, for its first `len` steps.
-Array sequence_rows(const Array& y, std::size_t batch, std::size_t b, std::size_t len) {
-    const std::size_t F = y.shape()[1];
-    Array out({len, F});
-    for (std::size_t t = 0; t < len; ++t)
-        for (std::size_t f = 0; f < F; ++f) out(t, f) = y(t * batch + b, f);
-    return out;
-}
-
-double max_diff(const Array& a, const Array& b) {
-    REQUIRE(a.shape() == b.shape());
-    double m = 0.0;
-    for (std::size_t k = 0; k < a.size(); ++k) m = std::max(m, std::abs(static_cast<double>(a.data()[k]) - b.data()[k]));
-    return m;
-}
-
-// Runs one padded batch and each of its sequences alone; compares outputs, final states and gradients.
-double padding_gap(const CellFactory& make, bool bidirectional, std::uint64_t seed) {
-    const std::size_t Tn = 5, Bn = 3, L = 2;
-    const Lengths lengths{5, 2, 4};
-    Rng rng(seed);
-    Recurrent rnn("rnn", make, I, H, L, 0.0f, bidirectional, rng);
-    Parameter x = input_param(Tn * Bn, I, seed + 1);
-    for (std::size_t t = 0; t < Tn; ++t)  // padding holds garbage: it must not matter
-        for (std::size_t b = 0; b < Bn; ++b)
-            if (t >= lengths[b])
-                for (std::size_t i = 0; i < I; ++i) x.value(t * Bn + b, i) = 1e3f;
-    const RecurrentState init = random_state(rnn, Bn, seed + 2);
-    Array seed_y;
-    Rng unused;
-    double gap = 0.0;
-
-    // the padded batch
-    Tape tape;
-    Ctx c{tape, unused, false};
-    for (Parameter* p : rnn.parameters()) p->zero_grad();
-    x.zero_grad();
-    const RecurrentOutput out = rnn(c, tape.param(x), Bn, init, &lengths);
-    seed_y = Array(out.y.value().shape());
-    fill_uniform(seed_y, rng, -1.0f, 1.0f);
-    for (std::size_t t = 0; t < Tn; ++t)
-        for (std::size_t b = 0; b < Bn; ++b)
-            if (t >= lengths[b])
-                for (std::size_t f = 0; f < seed_y.shape()[1]; ++f) CHECK(out.y.value()(t * Bn + b, f) == 0.0f);
-    tape.backward(out.y, seed_y);
-    const Array y = out.y.value();
-    std::vector<std::vector<Array>> fin;
-    for (const State& s : *out.final) {
-        fin.emplace_back();
-        for (const Var& v : s) fin.back().push_back(v.value());
-    }
-    const Array gx = x.grad;
-    std::vector<Array> gw;
-    for (Parameter* p : rnn.parameters()) gw.push_back(p->grad);
-
-    // each sequence alone, batch 1, its own length
-    std::vector<Array> gw_sum;
-    for (Parameter* p : rnn.parameters()) gw_sum.push_back(Array(p->value.shape(), 0.0f));
-    for (std::size_t b = 0; b < Bn; ++b) {
-        const std::size_t len = lengths[b];
-        Parameter xb("x", sequence_rows(x.value, Bn, b, len));
-        RecurrentState ib = rnn.zero_state(1);
-        for (std::size_t k = 0; k < ib.cells.size(); ++k)
-            for (std::size_t p = 0; p < ib.cells[k].size(); ++p)
-                for (std::size_t f = 0; f < ib.cells[k][p].shape()[1]; ++f) ib.cells[k][p](0, f) = init.cells[k][p](b, f);
-        for (Parameter* p : rnn.parameters()) p->zero_grad();
-        tape.clear();
-        const RecurrentOutput ob = rnn(c, tape.param(xb), 1, ib);
-        tape.backward(ob.y, sequence_rows(seed_y, Bn, b, len));
-        gap = std::max(gap, max_diff(ob.y.value(), sequence_rows(y, Bn, b, len)));
-        for (std::size_t k = 0; k < fin.size(); ++k)
-            for (std::size_t p = 0; p < fin[k].size(); ++p)
-                for (std::size_t f = 0; f < fin[k][p].shape()[1]; ++f)
-                    gap = std::max(gap, std::abs(static_cast<double>((*ob.final)[k][p].value()(0, f)) - fin[k][p](b, f)));
-        gap = std::max(gap, max_diff(xb.grad, sequence_rows(gx, Bn, b, len)));
-        std::size_t k = 0;
-        for (Parameter* p : rnn.parameters()) gw_sum[k++] += p->grad;
-    }
-    for (std::size_t k = 0; k < gw.size(); ++k) gap = std::max(gap, max_diff(gw[k], gw_sum[k]));
-    return gap;
-}
-
-}  // namespace
 
 TEST_CASE("padding: each sequence of a padded batch = the sequence alone (outputs, final states, gradients)") {
     for (CellType c : {CellType::lstm, CellType::gru, CellType::rnn_tanh, CellType::rnn_relu})
