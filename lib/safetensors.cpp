@@ -120,14 +120,18 @@ StateDict decode_safetensors(const std::string& bytes, const std::string& name) 
                                         dtype->string));
         if (!shape || shape->kind != json::Value::Kind::array) throw FileError(where + ": missing shape");
         std::vector<std::size_t> dims;
-        std::uint64_t count = 1;
+        std::uint64_t nonzero = 1;  // the product of the non-zero sizes: at most 2^40, so no product below overflows
         for (const json::Value& d : shape->array) {
             if (d.kind != json::Value::Kind::number || !d.integral || d.negative)
                 throw FileError(where + ": shape entries must be non-negative integers");
-            if (d.uint != 0 && count > (1ull << 40) / d.uint) throw FileError(where + ": shape is absurdly large");
-            count *= d.uint;
+            if (d.uint != 0 && nonzero > (1ull << 40) / d.uint) throw FileError(where + ": shape is absurdly large");
+            nonzero *= d.uint == 0 ? 1 : d.uint;
             dims.push_back(static_cast<std::size_t>(d.uint));
         }
+        // stored as (rows x last size), rows the product of the others: [3, 0] is a (3 x 0) Array
+        std::uint64_t rows = 1;
+        for (std::size_t k = 0; k + 1 < dims.size(); ++k) rows *= dims[k];
+        const std::uint64_t cols = dims.empty() ? 1 : dims.back(), count = rows * cols;
         if (!offs || offs->kind != json::Value::Kind::array || offs->array.size() != 2)
             throw FileError(where + ": data_offsets must be [begin, end]");
         for (const json::Value& o : offs->array)
@@ -143,13 +147,13 @@ StateDict decode_safetensors(const std::string& bytes, const std::string& name) 
         spans.push_back({b, e, key});
         StateDict::Entry entry;
         entry.shape = dims;
-        const std::size_t cols = dims.empty() ? 1 : dims.back();
-        const std::size_t rows = cols == 0 ? 0 : static_cast<std::size_t>(count) / cols;
-        entry.value = Array({dims.size() <= 1 ? 1 : rows, dims.size() <= 1 ? static_cast<std::size_t>(count) : cols});
+        entry.value = Array({static_cast<std::size_t>(rows), static_cast<std::size_t>(cols)});
         if (count) std::memcpy(entry.value.data(), data + b, 4 * count);
         sd.tensors.emplace(key, std::move(entry));
     }
-    std::sort(spans.begin(), spans.end(), [](const Span& x, const Span& y) { return x.begin < y.begin; });
+    // By (begin, end): an empty tensor shares its begin with the tensor after it, and must come first.
+    std::sort(spans.begin(), spans.end(),
+              [](const Span& x, const Span& y) { return x.begin != y.begin ? x.begin < y.begin : x.end < y.end; });
     std::uint64_t at = 0;
     for (const Span& s : spans) {
         if (s.begin < at) throw FileError(fmt::format("{}: tensor '{}' overlaps the tensor before it", name, s.name));
