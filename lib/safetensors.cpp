@@ -13,13 +13,17 @@
 #include <fmt/core.h>
 
 #include <xtgrad/lib/error.hpp>
-#include <xtgrad/lib/json.hpp>
+#include <xtgrad/lib/json_read.hpp>
 
 namespace xtgrad {
 
 namespace {
 
 constexpr std::uint64_t kMaxHeader = 100ull << 20;  // as the reference implementation: 100 MB
+
+// The header's JSON: a real file nests 3 deep (the header, a tensor, its shape) and holds about 8 values per
+// tensor; 2^20 values are 130,000 tensors, more than any checkpoint has, and bound the parse's memory to ~100 MB.
+constexpr JsonLimits kHeaderLimits{3, 1u << 20};
 
 static_assert(sizeof(float) == 4, "F32 tensors");
 
@@ -41,7 +45,8 @@ std::string encode_safetensors(const StateDict& sd) {
         header += "\"__metadata__\":{";
         bool first = true;
         for (const auto& [k, v] : sd.metadata) {
-            header += (first ? "" : ",") + json::quote(k) + ":" + json::quote(v);
+            header += (first ? "" : ",") + json_quote(k, fmt::format("safetensors: metadata key '{}'", k)) + ":" +
+                      json_quote(v, fmt::format("safetensors: metadata '{}'", k));
             first = false;
         }
         header += "}";
@@ -58,7 +63,8 @@ std::string encode_safetensors(const StateDict& sd) {
         for (std::size_t k = 0; k < e.shape.size(); ++k) dims += fmt::format("{}{}", k ? "," : "", e.shape[k]);
         const std::uint64_t end = offset + 4 * count;
         header += fmt::format("{}{}:{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
-                              header.size() > 1 ? "," : "", json::quote(name), dims, offset, end);
+                              header.size() > 1 ? "," : "",
+                              json_quote(name, fmt::format("safetensors: tensor name '{}'", name)), dims, offset, end);
         offset = end;
     }
     header += "}";
@@ -87,64 +93,63 @@ StateDict decode_safetensors(const std::string& bytes, const std::string& name) 
         throw FileError(fmt::format("{}: declared header length {} bytes runs past the end of the {}-byte file (truncated?)",
                                     name, n, bytes.size()));
     if (n < 2) throw FileError(fmt::format("{}: header length {} is too short for a JSON object", name, n));
-    const std::string header = bytes.substr(8, n);
-    const json::Value root = json::parse(header, name);
-    if (root.kind != json::Value::Kind::object) throw FileError(fmt::format("{}: the header is not a JSON object", name));
+    const nlohmann::json root = parse_json(bytes.substr(8, n), kHeaderLimits, name + ": header");
+    if (!root.is_object()) throw FileError(fmt::format("{}: the header is not a JSON object", name));
     const std::uint64_t buffer = bytes.size() - 8 - n;
     const char* data = bytes.data() + 8 + n;
 
     StateDict sd;
     struct Span {
         std::uint64_t begin, end;
-        std::string name;
+        const std::string* name;
     };
     std::vector<Span> spans;
-    for (const auto& [key, v] : root.object) {
+    for (const auto& [key, v] : root.items()) {
         if (key == "__metadata__") {
-            if (v.kind != json::Value::Kind::object) throw FileError(fmt::format("{}: __metadata__ is not an object", name));
-            for (const auto& [mk, mv] : v.object) {
-                if (mv.kind != json::Value::Kind::string)
-                    throw FileError(fmt::format("{}: metadata '{}' is not a string", name, mk));
-                sd.metadata[mk] = mv.string;
+            if (!v.is_object()) throw FileError(fmt::format("{}: __metadata__ is not an object", name));
+            for (const auto& [mk, mv] : v.items()) {
+                if (!mv.is_string()) throw FileError(fmt::format("{}: metadata '{}' is not a string", name, mk));
+                sd.metadata[mk] = mv.get<std::string>();
             }
             continue;
         }
         const std::string where = fmt::format("{}: tensor '{}'", name, key);
-        if (v.kind != json::Value::Kind::object) throw FileError(where + ": entry is not an object");
-        const json::Value* dtype = v.find("dtype");
-        const json::Value* shape = v.find("shape");
-        const json::Value* offs = v.find("data_offsets");
-        if (!dtype || dtype->kind != json::Value::Kind::string) throw FileError(where + ": missing dtype");
-        if (dtype->string != "F32")
+        if (!v.is_object()) throw FileError(where + ": entry is not an object");
+        for (const auto& field : v.items())
+            if (field.key() != "dtype" && field.key() != "shape" && field.key() != "data_offsets")
+                throw FileError(fmt::format("{}: unexpected field '{}' (a tensor has dtype, shape and data_offsets)", where,
+                                            field.key()));
+        const auto dtype = v.find("dtype"), shape = v.find("shape"), offs = v.find("data_offsets");
+        if (dtype == v.end() || !dtype->is_string()) throw FileError(where + ": missing dtype");
+        if (*dtype != "F32")
             throw FileError(fmt::format("{}: dtype {} is not supported; xtgrad reads F32 (save with tensor.float())", where,
-                                        dtype->string));
-        if (!shape || shape->kind != json::Value::Kind::array) throw FileError(where + ": missing shape");
+                                        dtype->get<std::string>()));
+        if (shape == v.end() || !shape->is_array()) throw FileError(where + ": missing shape");
         std::vector<std::size_t> dims;
         std::uint64_t nonzero = 1;  // the product of the non-zero sizes: at most 2^40, so no product below overflows
-        for (const json::Value& d : shape->array) {
-            if (d.kind != json::Value::Kind::number || !d.integral || d.negative)
-                throw FileError(where + ": shape entries must be non-negative integers");
-            if (d.uint != 0 && nonzero > (1ull << 40) / d.uint) throw FileError(where + ": shape is absurdly large");
-            nonzero *= d.uint == 0 ? 1 : d.uint;
-            dims.push_back(static_cast<std::size_t>(d.uint));
+        for (const nlohmann::json& d : *shape) {
+            if (!d.is_number_unsigned()) throw FileError(where + ": shape entries must be non-negative integers");
+            const std::uint64_t u = d.get<std::uint64_t>();
+            if (u != 0 && nonzero > (1ull << 40) / u) throw FileError(where + ": shape is absurdly large");
+            nonzero *= u == 0 ? 1 : u;
+            dims.push_back(static_cast<std::size_t>(u));
         }
         // stored as (rows x last size), rows the product of the others: [3, 0] is a (3 x 0) Array
         std::uint64_t rows = 1;
         for (std::size_t k = 0; k + 1 < dims.size(); ++k) rows *= dims[k];
         const std::uint64_t cols = dims.empty() ? 1 : dims.back(), count = rows * cols;
-        if (!offs || offs->kind != json::Value::Kind::array || offs->array.size() != 2)
+        if (offs == v.end() || !offs->is_array() || offs->size() != 2)
             throw FileError(where + ": data_offsets must be [begin, end]");
-        for (const json::Value& o : offs->array)
-            if (o.kind != json::Value::Kind::number || !o.integral || o.negative)
-                throw FileError(where + ": data_offsets must be non-negative integers");
-        const std::uint64_t b = offs->array[0].uint, e = offs->array[1].uint;
+        for (const nlohmann::json& o : *offs)
+            if (!o.is_number_unsigned()) throw FileError(where + ": data_offsets must be non-negative integers");
+        const std::uint64_t b = (*offs)[0].get<std::uint64_t>(), e = (*offs)[1].get<std::uint64_t>();
         if (b > e || e > buffer)
             throw FileError(fmt::format("{}: data_offsets [{}, {}] fall outside the {}-byte data buffer (truncated?)", where,
                                         b, e, buffer));
         if (e - b != 4 * count)
             throw FileError(fmt::format("{}: data_offsets [{}, {}] hold {} bytes but shape {} of F32 needs {}", where, b, e,
                                         e - b, shape_str(dims), 4 * count));
-        spans.push_back({b, e, key});
+        spans.push_back({b, e, &key});
         StateDict::Entry entry;
         entry.shape = dims;
         entry.value = Array({static_cast<std::size_t>(rows), static_cast<std::size_t>(cols)});
@@ -156,8 +161,8 @@ StateDict decode_safetensors(const std::string& bytes, const std::string& name) 
               [](const Span& x, const Span& y) { return x.begin != y.begin ? x.begin < y.begin : x.end < y.end; });
     std::uint64_t at = 0;
     for (const Span& s : spans) {
-        if (s.begin < at) throw FileError(fmt::format("{}: tensor '{}' overlaps the tensor before it", name, s.name));
-        if (s.begin > at) throw FileError(fmt::format("{}: a hole of {} bytes before tensor '{}'", name, s.begin - at, s.name));
+        if (s.begin < at) throw FileError(fmt::format("{}: tensor '{}' overlaps the tensor before it", name, *s.name));
+        if (s.begin > at) throw FileError(fmt::format("{}: a hole of {} bytes before tensor '{}'", name, s.begin - at, *s.name));
         at = s.end;
     }
     if (at != buffer)

@@ -123,7 +123,7 @@ TEST_CASE("safetensors: truncated, corrupted and inconsistent files give clear e
     expect_error(fixture(R"([1,2])", ""), "not a JSON object");
     expect_error(fixture(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", f32({1})), "non-negative integers");
     expect_error(fixture(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]})", f32({1})), "malformed JSON");
-    expect_error(fixture(std::string(200, '['), ""), "nesting deeper than 64");
+    expect_error(fixture(std::string(200, '['), ""), "JSON nesting deeper than 3");
     CHECK_THROWS_WITH_AS(load_safetensors("/nonexistent/x.safetensors"), doctest::Contains("/nonexistent/x.safetensors: cannot open"), FileError);
     CHECK_THROWS_WITH_AS(load_safetensors("/tmp"), doctest::Contains("not a regular file"), FileError);
 }
@@ -213,7 +213,7 @@ TEST_CASE("a process killed (SIGKILL) while writing checkpoints leaves a loadabl
         const StateDict sd = load_safetensors(path);  // never torn
         const float v = sd.get("w").value(0, 0);
         CHECK(sd.get("w").value(511, 1023) == v);
-        CHECK(sd.get_int("version") == static_cast<std::int64_t>(v));
+        CHECK(MetaReader(sd, path).count("version", 0, 1u << 20) == static_cast<std::uint64_t>(v));
         ++survived;
     }
     CHECK(survived == 12);
