@@ -82,7 +82,7 @@ struct FromJson {
                 if (std::is_integral_v<T> && !it->is_number_unsigned()) fail(f, fmt::format("= {} is not a whole number", it->dump()));
                 const double d = it->get<double>();
                 if (d < f.lo || d > f.hi || (f.lo_open && d == f.lo))
-                    fail(f, fmt::format("= {} is outside [{}, {}]", d, f.lo, f.hi));
+                    fail(f, fmt::format("= {} is outside {}{}, {}]", d, f.lo_open ? "(" : "[", f.lo, f.hi));
             } else if constexpr (std::is_same_v<T, std::vector<std::size_t>>) {
                 if (!it->is_array()) fail(f, "is not a list");
                 for (const json& e : *it)
