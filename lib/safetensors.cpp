@@ -1,11 +1,16 @@
 #include <xtgrad/lib/safetensors.hpp>
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -14,6 +19,7 @@
 
 #include <xtgrad/lib/error.hpp>
 #include <xtgrad/lib/json_read.hpp>
+#include <xtgrad/lib/rng.hpp>
 
 namespace xtgrad {
 
@@ -182,40 +188,187 @@ std::string read_file(const std::string& path) {
     return ss.str();
 }
 
-void write_file_atomic(const std::string& path, const std::string& bytes) {
+namespace {
+
+// The folder and the name of path ("a/b" -> "a", "b"; "b" -> ".", "b"; "/b" -> "/", "b").
+std::pair<std::string, std::string> split_path(const std::string& path) {
     const std::size_t slash = path.find_last_of('/');
-    const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-    const std::string tmp = fmt::format("{}.tmp.{}", path, static_cast<long>(::getpid()));
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) throw FileError(fmt::format("{}: cannot create a temporary file {}: {}", path, tmp, sys_error()));
+    if (slash == std::string::npos) return {".", path};
+    return {slash == 0 ? "/" : path.substr(0, slash), path.substr(slash + 1)};
+}
+
+// A folder opened for *at() calls; closed on scope exit.
+struct Folder {
+    int fd = -1;
+    explicit Folder(const std::string& dir, const std::string& path) {
+        fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) throw FileError(fmt::format("{}: cannot open its folder {}: {}", path, dir, sys_error()));
+    }
+    ~Folder() { ::close(fd); }
+    Folder(const Folder&) = delete;
+    Folder& operator=(const Folder&) = delete;
+};
+
+// 64 unpredictable bits (the kernel's generator; the clock and addresses if it is unavailable).
+std::uint64_t random_bits() {
+    std::uint64_t v = 0;
+    if (::getrandom(&v, sizeof v, 0) == static_cast<ssize_t>(sizeof v)) return v;
+    Rng r(static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+          reinterpret_cast<std::uintptr_t>(&v) ^ (static_cast<std::uint64_t>(::getpid()) << 40));
+    return r.next_u64();
+}
+
+// "<name>.tmp-<pid>-<16 hex digits>": the pid says whose it is (for clean-up), the rest cannot be guessed.
+const char* const kTmpTag = ".tmp-";
+std::string temporary_name(const std::string& name) {
+    return fmt::format("{}{}{}-{:016x}", name, kTmpTag, static_cast<long>(::getpid()), random_bits());
+}
+
+// The pid in a temporary's name: "<name>.tmp-<pid>-<16 hex>" (ours), "<name>.tmp.<pid>" (earlier versions); 0 if neither.
+long temporary_owner(const std::string& entry, const std::string& name) {
+    if (entry.size() <= name.size() + 5 || entry.compare(0, name.size(), name) != 0) return 0;
+    const std::string tag = entry.substr(name.size(), 5), rest = entry.substr(name.size() + 5);
+    const std::size_t digits = std::min(rest.find_first_not_of("0123456789"), rest.size());
+    if (digits == 0 || digits > 10) return 0;
+    const bool ours = tag == kTmpTag && rest.size() == digits + 17 && rest[digits] == '-' &&
+                      rest.find_first_not_of("0123456789abcdef", digits + 1) == std::string::npos;
+    const bool old = tag == ".tmp." && digits == rest.size();
+    return ours || old ? std::strtol(rest.substr(0, digits).c_str(), nullptr, 10) : 0;
+}
+
+// Removes the temporaries of name that processes which no longer run left behind (killed mid-write). A process
+// that runs may be writing its own: kept.
+void remove_stale_temporaries(int dfd, const std::string& name) {
+    const int scan = ::openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (scan < 0) return;
+    DIR* d = ::fdopendir(scan);
+    if (!d) {
+        ::close(scan);
+        return;
+    }
+    std::vector<std::string> stale;
+    while (const dirent* e = ::readdir(d)) {
+        const long pid = temporary_owner(e->d_name, name);
+        if (pid > 0 && pid != ::getpid() && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) stale.push_back(e->d_name);
+    }
+    ::closedir(d);
+    for (const std::string& e : stale) ::unlinkat(dfd, e.c_str(), 0);  // a name, never followed
+}
+
+// Whether O_TMPFILE may be tried (XTGRAD_NO_TMPFILE=1 makes every write take the named path, for tests).
+bool tmpfile_allowed() {
+    const char* e = std::getenv("XTGRAD_NO_TMPFILE");
+    return !(e && *e == '1');
+}
+
+// Creates a new file under a fresh name in the folder, exclusively (O_EXCL | O_NOFOLLOW: a planted file or
+// symlink is never opened); returns its descriptor and sets name, or -1 with errno set (and name empty).
+int create_exclusive(int dfd, const std::string& base, std::string& name) {
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        name = temporary_name(base);
+        const int fd = ::openat(dfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd >= 0) return fd;
+        if (errno != EEXIST) break;
+    }
+    name.clear();
+    return -1;
+}
+
+// A new temporary file for base in the folder: unnamed (O_TMPFILE) where the file system has them, else named
+// by create_exclusive (name set); -1 with errno set.
+int create_temporary(int dfd, const std::string& base, std::string& name) {
+    name.clear();
+    if (tmpfile_allowed()) {
+        const int fd = ::openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+        if (fd >= 0) return fd;
+    }
+    return create_exclusive(dfd, base, name);
+}
+
+}  // namespace
+
+namespace {
+
+// Writes all of bytes to fd and fsyncs them; false with errno set and `what` saying which step failed.
+bool write_synced(int fd, const std::string& bytes, std::string& what) {
     std::size_t done = 0;
     while (done < bytes.size()) {
         const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) {
-            const std::string why = sys_error();
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            throw FileError(fmt::format("{}: write failed after {} of {} bytes: {} (the previous file is intact)", path,
-                                        done, bytes.size(), why));
+            if (w == 0) errno = EIO;
+            what = fmt::format("write failed after {} of {} bytes", done, bytes.size());
+            return false;
         }
         done += static_cast<std::size_t>(w);
     }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
-        const std::string why = sys_error();
-        ::unlink(tmp.c_str());
-        throw FileError(fmt::format("{}: fsync failed: {} (the previous file is intact)", path, why));
+    what = "fsync failed";
+    return ::fsync(fd) == 0;
+}
+
+// Gives an unnamed (O_TMPFILE) file a fresh temporary name: linkat through /proc (no privilege needed), else
+// AT_EMPTY_PATH (needs CAP_DAC_READ_SEARCH). False, name empty, when neither can.
+bool name_unnamed(int dfd, int fd, const std::string& base, std::string& name) {
+    const std::string self = fmt::format("/proc/self/fd/{}", fd);
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        name = temporary_name(base);
+        if (::linkat(AT_FDCWD, self.c_str(), dfd, name.c_str(), AT_SYMLINK_FOLLOW) == 0) return true;
+        if (errno != EEXIST && ::linkat(fd, "", dfd, name.c_str(), AT_EMPTY_PATH) == 0) return true;
+        if (errno != EEXIST) break;
     }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        const std::string why = sys_error();
-        ::unlink(tmp.c_str());
-        throw FileError(fmt::format("{}: rename from {} failed: {} (the previous file is intact)", path, tmp, why));
+    name.clear();
+    return false;
+}
+
+}  // namespace
+
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+    const auto [dir, base] = split_path(path);
+    if (base.empty() || base == "." || base == "..") throw FileError(fmt::format("{}: names a folder, not a file", path));
+    const Folder folder(dir, path);
+    remove_stale_temporaries(folder.fd, base);
+
+    // An unnamed file (O_TMPFILE) where the file system has them, named only once its bytes are on disk; else
+    // (or when it cannot be named) a named one, created exclusively.
+    for (bool named = !tmpfile_allowed();; named = true) {
+        std::string tmp;
+        int fd = named ? create_exclusive(folder.fd, base, tmp) : create_temporary(folder.fd, base, tmp);
+        if (fd < 0) throw FileError(fmt::format("{}: cannot create a temporary file in {}: {}", path, dir, sys_error()));
+        auto fail = [&](const std::string& what) {
+            const std::string why = sys_error();
+            if (fd >= 0) ::close(fd);  // also when fsync failed
+            if (!tmp.empty()) ::unlinkat(folder.fd, tmp.c_str(), 0);
+            throw FileError(fmt::format("{}: {}: {} (the previous file is intact)", path, what, why));
+        };
+        std::string what;
+        if (!write_synced(fd, bytes, what)) fail(what);
+        if (tmp.empty() && !name_unnamed(folder.fd, fd, base, tmp)) {  // no /proc, no privilege: write it named
+            ::close(fd);
+            continue;
+        }
+        const int closed = ::close(fd);
+        fd = -1;
+        if (closed != 0) fail("closing the temporary file failed");
+        if (::renameat(folder.fd, tmp.c_str(), folder.fd, base.c_str()) != 0) fail("rename over it failed");
+        ::fsync(folder.fd);  // make the rename itself durable
+        return;
     }
+}
+
+void check_can_write(const std::string& path) {
+    const auto [dir, base] = split_path(path);
+    if (base.empty() || base == "." || base == "..") throw FileError(fmt::format("{}: names a folder, not a file", path));
     const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        ::fsync(dfd);  // make the rename itself durable
-        ::close(dfd);
+    std::string tmp;
+    const int fd = dfd < 0 ? -1 : create_temporary(dfd, base, tmp);
+    if (fd < 0) {
+        const std::string why = sys_error();
+        if (dfd >= 0) ::close(dfd);
+        throw FileError(fmt::format("cannot write into {}: {}", dir, why));
     }
+    ::close(fd);
+    if (!tmp.empty()) ::unlinkat(dfd, tmp.c_str(), 0);
+    ::close(dfd);
 }
 
 void save_safetensors(const std::string& path, const StateDict& sd) { write_file_atomic(path, encode_safetensors(sd)); }
