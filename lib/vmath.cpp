@@ -4,7 +4,9 @@
 #include <cmath>
 
 // GCC 12 warns inside its own AVX-512 intrinsics when xsimd inlines them; the warning is spurious.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <xsimd/xsimd.hpp>
 
 namespace xtgrad::vmath {

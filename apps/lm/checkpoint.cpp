@@ -71,8 +71,13 @@ void save_model(const std::string& path, const RNNLM& model, const Vocab& vocab,
 
 LoadedModel load_model(const std::string& path, const Registry& registry, const Corpus* vocab_from,
                        const std::string& cell_hint) {
+    return load_model(load_safetensors(path), path, registry, vocab_from, cell_hint);
+}
+
+LoadedModel load_model(StateDict sd, const std::string& path, const Registry& registry, const Corpus* vocab_from,
+                       const std::string& cell_hint) {
     LoadedModel m;
-    m.sd = load_safetensors(path);
+    m.sd = std::move(sd);
     const MetaReader meta(m.sd, path);
     LMConfig config;
     if (meta.has("format")) {
@@ -121,9 +126,11 @@ LoadedModel load_model(const std::string& path, const Registry& registry, const 
     return m;
 }
 
-ResumePoint read_resume_point(const std::string& path) {
+ResumePoint read_resume_point(const std::string& path) { return read_resume_point(load_safetensors(path), path); }
+
+ResumePoint read_resume_point(StateDict sd, const std::string& path) {
     ResumePoint r;
-    r.sd = load_safetensors(path);
+    r.sd = std::move(sd);
     const MetaReader m(r.sd, path);
     if (!m.has("resume"))
         throw FileError(fmt::format("{}: holds weights only (a --save file?), not a training state to resume", path));
