@@ -285,10 +285,6 @@ int create_temporary(int dfd, const std::string& base, std::string& name) {
     return create_exclusive(dfd, base, name);
 }
 
-}  // namespace
-
-namespace {
-
 // Writes all of bytes to fd and fsyncs them; false with errno set and `what` saying which step failed.
 bool write_synced(int fd, const std::string& bytes, std::string& what) {
     std::size_t done = 0;

@@ -24,9 +24,10 @@ StateDict load_safetensors(const std::string& path);
 
 // Writes bytes to path atomically: a new temporary file in the same folder (unnamed with O_TMPFILE where the file
 // system has it, else created exclusively under an unpredictable name, never following a planted file or
-// symlink), fsync'ed, named, renamed over path, then the folder fsync'ed. A crash at any moment leaves either the
-// old file or the new one, never a mix; temporaries a killed process left (<name>.tmp-<pid>-<hex>, or <name>.tmp.<pid>
-// of earlier versions, whose pid no longer runs) are removed by the next write to the same path. Throws FileError with the system's reason.
+// symlink; XTGRAD_NO_TMPFILE=1 forces this path, for tests), fsync'ed, named, renamed over path, then the folder
+// fsync'ed. A crash at any moment leaves either the old file or the new one, never a mix. Temporaries a killed
+// process left (<name>.tmp-<pid>-<hex>, or <name>.tmp.<pid> of earlier versions, whose pid no longer runs) are
+// removed by the next write to the same path. Throws FileError with the system's reason.
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
 // Throws FileError with the system's reason when a file cannot be created in path's folder (missing,
