@@ -36,12 +36,12 @@ AdaptiveSoftmax::AdaptiveSoftmax(const std::string& name, std::size_t in, std::s
     const std::size_t clusters = cutoffs_.size();
     cutoffs_.push_back(vocab);
     const float k = 1.0f / std::sqrt(static_cast<float>(in));
-    head = Parameter(name + ".head.weight", Array({cutoffs_[0] + clusters, in}));
+    head = Parameter(name + ".head.weight", cutoffs_[0] + clusters, in);
     fill_uniform(head.value, rng, -k, k);
     for (std::size_t i = 0; i < clusters; ++i) {
         const auto dim = std::max<std::size_t>(1, static_cast<std::size_t>(std::floor(in / std::pow(div, i + 1))));
-        proj.emplace_back(fmt::format("{}.tail.{}.0.weight", name, i), Array({dim, in}));
-        out.emplace_back(fmt::format("{}.tail.{}.1.weight", name, i), Array({cutoffs_[i + 1] - cutoffs_[i], dim}));
+        proj.emplace_back(fmt::format("{}.tail.{}.0.weight", name, i), dim, in);
+        out.emplace_back(fmt::format("{}.tail.{}.1.weight", name, i), cutoffs_[i + 1] - cutoffs_[i], dim);
         fill_uniform(proj.back().value, rng, -k, k);
         const float k2 = 1.0f / std::sqrt(static_cast<float>(dim));
         fill_uniform(out.back().value, rng, -k2, k2);

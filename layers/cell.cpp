@@ -47,8 +47,8 @@ double CellOptions::get(const std::string& name, double def) const {
 }
 
 GateCell::GateCell(const CellSpec& spec, std::size_t gates, Rng& rng)
-    : weight_ih(spec.name("weight_ih"), Array({gates * spec.hidden, spec.input})),
-      weight_hh(spec.name("weight_hh"), Array({gates * spec.hidden, spec.hidden})),
+    : weight_ih(spec.name("weight_ih"), gates * spec.hidden, spec.input),
+      weight_hh(spec.name("weight_hh"), gates * spec.hidden, spec.hidden),
       bias_ih(spec.name("bias_ih"), Array({1, gates * spec.hidden}), {gates * spec.hidden}),
       bias_hh(spec.name("bias_hh"), Array({1, gates * spec.hidden}), {gates * spec.hidden}),
       weight_drop(spec.weight_drop) {

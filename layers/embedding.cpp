@@ -19,7 +19,7 @@ struct TypeMasks {
 }  // namespace
 
 Embedding::Embedding(const std::string& name, std::size_t vocab, std::size_t dim, Rng& rng)
-    : weight(name + ".weight", Array({vocab, dim})) {
+    : weight(name + ".weight", vocab, dim) {
     fill_normal(weight.value, rng, 0.0f, 1.0f);
 }
 

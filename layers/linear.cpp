@@ -10,7 +10,7 @@
 namespace xtgrad {
 
 Linear::Linear(const std::string& name, std::size_t in, std::size_t out, Rng& rng, bool with_bias)
-    : weight(name + ".weight", Array({out, in})),
+    : weight(name + ".weight", out, in),
       bias(name + ".bias", Array({1, out}, 0.0f), {out}),
       has_bias(with_bias) {
     const float k = 1.0f / std::sqrt(static_cast<float>(in));

@@ -4,14 +4,25 @@
 #include <cmath>
 
 // GCC 12 warns inside its own AVX-512 intrinsics when xsimd inlines them; the warning is spurious.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <xsimd/xsimd.hpp>
 
 namespace xtgrad::vmath {
 
 namespace {
 
-using B = xsimd::batch<float>;
+// xsimd 8.1's AVX-512BW select() does not compile without optimisation (GCC defines the byte and word blend
+// intrinsics as macros at -O0, and they cannot convert xsimd's batches): an unoptimised build on an AVX-512BW
+// machine uses the AVX-512DQ kernels instead. Float code is the same on both (BW only adds byte and word
+// integer ops); optimised builds keep the machine's best architecture.
+#if defined(__AVX512BW__) && !defined(__OPTIMIZE__)
+using Arch = xsimd::avx512dq;
+#else
+using Arch = xsimd::default_arch;
+#endif
+using B = xsimd::batch<float, Arch>;
 constexpr std::size_t W = B::size;
 
 // Applies a batch function f and its scalar twin g over a span.

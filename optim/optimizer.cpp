@@ -43,11 +43,12 @@ void Optimizer::save_state(StateDict& sd, const std::string& prefix) const {
 }
 
 void Optimizer::load_state(const StateDict& sd, const std::string& prefix) {
-    const std::string& saved = sd.get_string(prefix + "name", "optimizer state");
+    const MetaReader m(sd, "optimizer state");
+    const std::string saved = m.text(prefix + "name", 64);
     if (saved != name())
         throw FileError(fmt::format("optimizer state: saved by '{}', cannot resume '{}'", saved, name()));
-    step_ = static_cast<std::size_t>(sd.get_int(prefix + "step", "optimizer state"));
-    lr = sd.get_double(prefix + "lr", "optimizer state");
+    step_ = static_cast<std::size_t>(m.count(prefix + "step", 0, 1ull << 50));
+    lr = m.real(prefix + "lr", 0.0, 1e6);  // the command line's bound
     for (std::size_t k = 0; k < slots_.size(); ++k)
         for (std::size_t i = 0; i < params_.size(); ++i)
             sd.load_into(prefix + slot_names_[k] + "." + params_[i]->name, slots_[k][i], "optimizer state");
@@ -263,24 +264,10 @@ void NTASGD::save_state(StateDict& sd, const std::string& prefix) const {
 
 void NTASGD::load_state(const StateDict& sd, const std::string& prefix) {
     Optimizer::load_state(sd, prefix);
-    triggered_ = sd.get_int(prefix + "triggered", "optimizer state") != 0;
-    averaged_ = static_cast<std::size_t>(sd.get_int(prefix + "averaged", "optimizer state"));
-    history_.clear();
-    const std::string& h = sd.get_string(prefix + "history", "optimizer state");
-    for (std::size_t pos = 0; pos < h.size();) {
-        std::size_t next = h.find(',', pos);
-        if (next == std::string::npos) next = h.size();
-        const std::string item = h.substr(pos, next - pos);
-        char* end = nullptr;
-        const double v = std::strtod(item.c_str(), &end);
-        if (item.empty() || *end != '\0' || !std::isfinite(v))
-            throw FileError(fmt::format("optimizer state: metadata '{}history' item {} ('{}') is not a finite number",
-                                        prefix, history_.size(), item));
-        history_.push_back(v);
-        pos = next + 1;
-    }
-    if (averaged_ > step_)
-        throw FileError(fmt::format("optimizer state: {}averaged = {} exceeds the {} steps taken", prefix, averaged_, step_));
+    const MetaReader m(sd, "optimizer state");
+    triggered_ = m.flag(prefix + "triggered");
+    averaged_ = static_cast<std::size_t>(m.count(prefix + "averaged", 0, step_));  // at most the steps taken
+    history_ = m.reals(prefix + "history", -1e300, 1e300, 1u << 20);  // one validation loss per epoch
 }
 
 // ============================================================ factory

@@ -62,9 +62,7 @@ void StepwiseLR::save_state(StateDict& sd, const std::string& prefix) const {
 }
 
 void StepwiseLR::load_state(const StateDict& sd, const std::string& prefix) {
-    const std::int64_t v = sd.get_int(prefix + "steps", "schedule state");
-    if (v < 0) throw FileError(fmt::format("schedule state: metadata '{}steps' = {} is negative", prefix, v));
-    steps_ = static_cast<std::size_t>(v);
+    steps_ = static_cast<std::size_t>(MetaReader(sd, "schedule state").count(prefix + "steps", 0, 1ull << 50));
 }
 
 CosineProgressLR::CosineProgressLR(double base, double eta_min) : base_(base), eta_min_(eta_min) {
@@ -79,9 +77,7 @@ void CosineProgressLR::set_progress(double f) { f_ = std::clamp(f, 0.0, 1.0); }
 void CosineProgressLR::save_state(StateDict& sd, const std::string& prefix) const { sd.put_double(prefix + "progress", f_); }
 
 void CosineProgressLR::load_state(const StateDict& sd, const std::string& prefix) {
-    const double f = sd.get_double(prefix + "progress", "schedule state");
-    if (!(f >= 0.0 && f <= 1.0)) throw FileError(fmt::format("schedule state: '{}progress' = {} is outside [0, 1]", prefix, f));
-    f_ = f;
+    f_ = MetaReader(sd, "schedule state").real(prefix + "progress", 0.0, 1.0);
 }
 
 void PlateauLR::save_state(StateDict& sd, const std::string& prefix) const {
@@ -91,13 +87,11 @@ void PlateauLR::save_state(StateDict& sd, const std::string& prefix) const {
 }
 
 void PlateauLR::load_state(const StateDict& sd, const std::string& prefix) {
-    lr_ = sd.get_double(prefix + "lr", "schedule state");
-    best_ = sd.get_double(prefix + "best", "schedule state");
-    const std::int64_t bad = sd.get_int(prefix + "bad", "schedule state");
-    if (!(lr_ >= 0.0) || !std::isfinite(lr_) || std::isnan(best_) || bad < 0)
-        throw FileError(fmt::format("schedule state: '{}lr' = {}, '{}best' = {}, '{}bad' = {}: out of range", prefix, lr_,
-                                    prefix, best_, prefix, bad));
-    bad_ = static_cast<std::size_t>(bad);
+    const MetaReader m(sd, "schedule state");
+    lr_ = m.real(prefix + "lr", 0.0, 1e6);  // the command line's bound
+    // the best loss so far: infinite until the first validation (put_double writes "inf")
+    best_ = m.text(prefix + "best", 64) == "inf" ? std::numeric_limits<double>::infinity() : m.real(prefix + "best", -1e300, 1e300);
+    bad_ = static_cast<std::size_t>(m.count(prefix + "bad", 0, 1ull << 50));
 }
 
 }  // namespace xtgrad

@@ -13,8 +13,37 @@ namespace xtgrad {
 
 Parameter::Parameter(std::string n, Array v, std::vector<std::size_t> exported)
     : name(std::move(n)), value(std::move(v)), export_shape(std::move(exported)) {
+    ParameterBudget::take(value.size(), name);  // before the gradient is allocated and anything is written
     grad = Array(value.shape());
     grad.fill(0.0f);
+}
+
+Parameter::Parameter(std::string n, std::size_t rows, std::size_t cols, std::vector<std::size_t> exported)
+    : name(std::move(n)), export_shape(std::move(exported)) {
+    const std::size_t most = std::numeric_limits<std::size_t>::max();
+    ParameterBudget::take(cols != 0 && rows > most / cols ? most : rows * cols, name);
+    value = Array({rows, cols});
+    grad = Array({rows, cols}, 0.0f);
+}
+
+namespace {
+thread_local ParameterBudget* t_budget = nullptr;
+}
+
+ParameterBudget::ParameterBudget(std::size_t scalars, std::string what)
+    : left_(scalars), what_(std::move(what)), outer_(t_budget) {
+    t_budget = this;
+}
+
+ParameterBudget::~ParameterBudget() { t_budget = outer_; }
+
+void ParameterBudget::take(std::size_t n, const std::string& name) {
+    ParameterBudget* b = t_budget;
+    if (!b) return;
+    if (n > b->left_)
+        throw FileError(fmt::format("{}: parameter '{}' needs {} values, more than the {} left of the budget", b->what_,
+                                    name, n, b->left_));
+    b->left_ -= n;
 }
 
 void Parameter::zero_grad() {

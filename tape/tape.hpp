@@ -25,11 +25,33 @@ struct Parameter {
     Parameter() = default;
     // A named parameter with the given value and a zero gradient of the same shape.
     Parameter(std::string n, Array v, std::vector<std::size_t> exported = {});
+    // A named (rows x cols) parameter, its value uninitialised (fill it), its gradient zero; checked against the
+    // ParameterBudget before anything is allocated.
+    Parameter(std::string n, std::size_t rows, std::size_t cols, std::vector<std::size_t> exported = {});
 
     // Sets the gradient to zero (keeps its buffer).
     void zero_grad();
     // Number of scalars.
     std::size_t size() const { return value.size(); }
+};
+
+// While alive, bounds the scalars of the Parameters constructed on this thread: the one that would go past
+// `scalars` throws FileError "<what>: ... parameter '<name>' ...". A model read from a file is built under the
+// budget of what the file holds, so a file claiming a huge architecture is refused at its first oversized
+// parameter, whose (uninitialised) memory was never touched. Budgets nest; the innermost applies.
+class ParameterBudget {
+public:
+    ParameterBudget(std::size_t scalars, std::string what);
+    ~ParameterBudget();
+    ParameterBudget(const ParameterBudget&) = delete;
+    ParameterBudget& operator=(const ParameterBudget&) = delete;
+    // Counts a new parameter of n scalars against the innermost budget, if any.
+    static void take(std::size_t n, const std::string& name);
+
+private:
+    std::size_t left_;
+    std::string what_;
+    ParameterBudget* outer_;
 };
 
 // A handle to one value recorded on a tape: which tape, which node, which recording.

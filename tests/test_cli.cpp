@@ -2,7 +2,9 @@
 // tokens, and every bad input gets a clear error and a non-zero exit without touching existing checkpoints.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -416,4 +418,24 @@ TEST_CASE("finding 8: a bad interactive line ends only that line; a full stdout 
     CHECK(WEXITSTATUS(status) == 4);
     CHECK(err.find("cannot write the output") != std::string::npos);
     std::system(("rm -rf " + d).c_str());
+}
+
+TEST_CASE("finding 8: --save into a folder that cannot take a file fails first, with the system's reason") {
+    const std::string d = make_data();
+    ::mkdir((d + "/ro").c_str(), 0555);
+    struct Case {
+        std::string save, reason;
+    };
+    std::vector<Case> cases = {{d + "/missing/m.safetensors", "cannot write into " + d + "/missing: No such file or directory"},
+                               {"/sys/m.safetensors", "cannot write into /sys: "}};  // not writable even by root
+    if (::geteuid() != 0) cases.push_back({d + "/ro/m.safetensors", "cannot write into " + d + "/ro: Permission denied"});
+    for (const Case& c : cases) {
+        // the data folder does not exist either: the save folder is checked before any data is read
+        const Run r = run(fmt::format("train --data {}/no-data --save {}", d, c.save));
+        INFO(r.out);
+        CHECK(r.rc == 2);
+        CHECK(r.out.find(c.reason) != std::string::npos);
+        CHECK(r.out.find("no-data") == std::string::npos);
+    }
+    std::system(("chmod 755 " + d + "/ro && rm -rf " + d).c_str());
 }

@@ -40,16 +40,8 @@ void put_model(StateDict& sd, const RNNLM& model, const Vocab& vocab, const std:
 }
 
 Vocab read_vocab(const MetaReader& m) {
-    const nlohmann::json j = nlohmann::json::parse(m.text("vocab", 1u << 30), nullptr, false);
-    if (!j.is_array()) m.fail("vocab", "is not a JSON array of strings");
-    std::vector<std::string> tokens;
-    tokens.reserve(j.size());
-    for (const auto& t : j) {
-        if (!t.is_string()) m.fail("vocab", fmt::format("item {} is not a string", tokens.size()));
-        tokens.push_back(t.get<std::string>());
-    }
     try {
-        return Vocab::from_tokens(tokens);
+        return Vocab::from_tokens(m.strings("vocab", Limits::vocab));
     } catch (const ConfigError& e) {
         m.fail("vocab", e.what());
     }
@@ -79,8 +71,13 @@ void save_model(const std::string& path, const RNNLM& model, const Vocab& vocab,
 
 LoadedModel load_model(const std::string& path, const Registry& registry, const Corpus* vocab_from,
                        const std::string& cell_hint) {
+    return load_model(load_safetensors(path), path, registry, vocab_from, cell_hint);
+}
+
+LoadedModel load_model(StateDict sd, const std::string& path, const Registry& registry, const Corpus* vocab_from,
+                       const std::string& cell_hint) {
     LoadedModel m;
-    m.sd = load_safetensors(path);
+    m.sd = std::move(sd);
     const MetaReader meta(m.sd, path);
     LMConfig config;
     if (meta.has("format")) {
@@ -112,15 +109,28 @@ LoadedModel load_model(const std::string& path, const Registry& registry, const 
             throw FileError(fmt::format("{}: encoder.weight has {} rows but the vocabulary of the data has {} tokens", path,
                                         config.vocab, m.vocab.size()));
     }
+    // Built under the budget of what the file holds: its weights must fill every parameter, so a file whose
+    // settings claim a larger model is refused at the first parameter too many, before its memory is touched.
+    std::size_t held = 0;
+    for (const auto& kv : m.sd.tensors) held += kv.second.value.size();
     Rng rng(0);
-    m.model = registry.build(config, rng);
+    try {
+        const ParameterBudget budget(held, fmt::format("{}: the {} model its settings describe does not fit the {} "
+                                                       "values the file holds", path, config.describe(), held));
+        m.model = registry.build(config, rng);
+    } catch (const std::bad_alloc&) {
+        throw FileError(fmt::format("{}: the {} model its settings describe does not fit in memory (and the file holds "
+                                    "only {} values)", path, config.describe(), held));
+    }
     m.model->load_weights(m.sd, path);
     return m;
 }
 
-ResumePoint read_resume_point(const std::string& path) {
+ResumePoint read_resume_point(const std::string& path) { return read_resume_point(load_safetensors(path), path); }
+
+ResumePoint read_resume_point(StateDict sd, const std::string& path) {
     ResumePoint r;
-    r.sd = load_safetensors(path);
+    r.sd = std::move(sd);
     const MetaReader m(r.sd, path);
     if (!m.has("resume"))
         throw FileError(fmt::format("{}: holds weights only (a --save file?), not a training state to resume", path));
@@ -139,8 +149,18 @@ ResumePoint read_resume_point(const std::string& path) {
 }
 
 RecurrentState read_hidden_state(const StateDict& sd, const RNNLM& model, std::size_t batch, const std::string& path) {
-    RecurrentState h = model.zero_state(batch);
+    // the file's tensors checked first: the state is allocated only at the size they show
     const std::vector<StatePart>& parts = model.rnn.state_parts();
+    const std::size_t cells = model.rnn.num_layers() * model.rnn.directions();
+    for (std::size_t k = 0; k < cells; ++k)
+        for (const StatePart& part : parts) {
+            const std::string name = fmt::format("state.{}.{}", part.name, k);
+            const Array& v = sd.get(name, path).value;
+            if (v.shape()[0] != batch || v.shape()[1] != part.width)
+                throw FileError(fmt::format("{}: tensor '{}' has shape [{}, {}], expected [{}, {}] (batch {} x width {})",
+                                            path, name, v.shape()[0], v.shape()[1], batch, part.width, batch, part.width));
+        }
+    RecurrentState h = model.zero_state(batch);
     for (std::size_t k = 0; k < h.cells.size(); ++k)
         for (std::size_t p = 0; p < parts.size(); ++p)
             sd.load_into(fmt::format("state.{}.{}", parts[p].name, k), h.cells[k][p], path);

@@ -49,6 +49,9 @@ struct LoadedModel {
 // (a cell the program does not know: both names).
 LoadedModel load_model(const std::string& path, const Registry& registry, const Corpus* vocab_from,
                        const std::string& cell_hint);
+// As above, from a file's contents already decoded (`name`, the file, for messages).
+LoadedModel load_model(StateDict sd, const std::string& name, const Registry& registry, const Corpus* vocab_from,
+                       const std::string& cell_hint);
 
 // A resume point read back: the run's options and progress, its optimiser/schedule state (in sd) and hidden state.
 struct ResumePoint {
@@ -60,6 +63,8 @@ struct ResumePoint {
 // Reads the options and progress of a resume point (the model is loaded with load_model). Throws FileError for a
 // file without a training state, naming it.
 ResumePoint read_resume_point(const std::string& path);
+// As above, from a file's contents already decoded (`name`, the file, for messages).
+ResumePoint read_resume_point(StateDict sd, const std::string& name);
 
 // The hidden state recorded in a resume point, checked against the model and batch size.
 RecurrentState read_hidden_state(const StateDict& sd, const RNNLM& model, std::size_t batch, const std::string& path);

@@ -1,9 +1,7 @@
 #include <xtgrad/apps/lm/config.hpp>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstdlib>
 
 #include <fmt/core.h>
 #include <fmt/format.h>
@@ -80,70 +78,6 @@ void save_config(const LMConfig& c, StateDict& sd) {
     }
 }
 
-// ---- MetaReader
-
-void MetaReader::fail(const std::string& key, const std::string& what) const {
-    throw FileError(fmt::format("{}: metadata '{}' {}", ctx_, key, what));
-}
-
-std::string MetaReader::text(const std::string& key, std::size_t max_length) const {
-    if (!sd_.has_meta(key)) fail(key, "is missing");
-    const std::string& s = sd_.metadata.at(key);
-    if (s.size() > max_length) fail(key, fmt::format("is {} bytes long, more than the {} allowed", s.size(), max_length));
-    return s;
-}
-
-namespace {
-// Strict decimal: digits only (no sign, no spaces), no overflow.
-bool parse_u64(const std::string& s, std::uint64_t& v) {
-    if (s.empty() || s.size() > 20 || !std::all_of(s.begin(), s.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
-        return false;
-    errno = 0;
-    char* end = nullptr;
-    v = std::strtoull(s.c_str(), &end, 10);
-    return errno != ERANGE && *end == '\0';
-}
-}  // namespace
-
-std::uint64_t MetaReader::count(const std::string& key, std::uint64_t lo, std::uint64_t hi) const {
-    const std::string s = text(key, 32);
-    std::uint64_t v = 0;
-    if (!parse_u64(s, v)) fail(key, fmt::format("= '{}' is not a whole number", s));
-    if (v < lo || v > hi) fail(key, fmt::format("= {} is outside [{}, {}]", v, lo, hi));
-    return v;
-}
-
-double MetaReader::real(const std::string& key, double lo, double hi) const {
-    const std::string s = text(key, 64);
-    char* end = nullptr;
-    const double v = std::strtod(s.c_str(), &end);
-    if (s.empty() || *end != '\0' || !std::isfinite(v)) fail(key, fmt::format("= '{}' is not a finite number", s));
-    if (v < lo || v > hi) fail(key, fmt::format("= {} is outside [{}, {}]", v, lo, hi));
-    return v;
-}
-
-bool MetaReader::flag(const std::string& key) const { return count(key, 0, 1) == 1; }
-
-std::vector<std::uint64_t> MetaReader::list(const std::string& key, std::uint64_t lo, std::uint64_t hi,
-                                            std::size_t max_items) const {
-    const std::string s = text(key, max_items * 21);
-    std::vector<std::uint64_t> out;
-    if (s.empty()) return out;
-    std::size_t pos = 0;
-    while (true) {
-        const std::size_t next = std::min(s.find(',', pos), s.size());
-        std::uint64_t v = 0;
-        const std::string item = s.substr(pos, next - pos);
-        if (!parse_u64(item, v)) fail(key, fmt::format("item {} ('{}') is not a whole number", out.size(), item));
-        if (v < lo || v > hi) fail(key, fmt::format("item {} = {} is outside [{}, {}]", out.size(), v, lo, hi));
-        if (out.size() == max_items) fail(key, fmt::format("has more than {} items", max_items));
-        out.push_back(v);
-        if (next == s.size()) break;
-        pos = next + 1;
-    }
-    return out;
-}
-
 LMConfig load_config(const StateDict& sd, const std::string& ctx) {
     const MetaReader m(sd, ctx);
     LMConfig c;
@@ -162,15 +96,8 @@ LMConfig load_config(const StateDict& sd, const std::string& ctx) {
     if (m.has("locked_dropout")) c.locked = m.flag("locked_dropout");
     if (m.has("alpha")) c.alpha = static_cast<float>(m.real("alpha", 0.0, 1e3));
     if (m.has("beta")) c.beta = static_cast<float>(m.real("beta", 0.0, 1e3));
-    if (m.has("cell_options")) {
-        const std::string s = m.text("cell_options", 1u << 16);
-        const nlohmann::json j = nlohmann::json::parse(s, nullptr, false);
-        if (!j.is_object() || j.size() > Limits::cell_options) m.fail("cell_options", "is not a JSON object of strings");
-        for (const auto& kv : j.items()) {
-            if (!kv.value().is_string()) m.fail("cell_options", fmt::format("'{}' is not a string", kv.key()));
-            c.cell_options.set(kv.key(), kv.value().get<std::string>());
-        }
-    }
+    if (m.has("cell_options"))
+        for (const auto& [k, v] : m.string_map("cell_options", Limits::cell_options)) c.cell_options.set(k, v);
     if (m.has("cutoffs")) {
         for (std::uint64_t v : m.list("cutoffs", 1, c.vocab - 1, Limits::clusters)) c.cutoffs.push_back(v);
         c.div_value = static_cast<float>(m.real("div_value", 1.0, 1e3));

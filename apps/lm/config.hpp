@@ -53,7 +53,7 @@ struct LMConfig {
 // Writes the settings as checkpoint metadata ("model", "emsize", ...).
 void save_config(const LMConfig& c, StateDict& sd);
 
-// Reads the settings back through one checked reader: every value parsed strictly and checked against Limits
+// Reads the settings back through MetaReader: every value parsed strictly and checked against Limits
 // and the architecture (the order a permutation, cut-offs increasing and inside the vocabulary). Throws
 // FileError naming `context` (the file), the key and what is wrong.
 LMConfig load_config(const StateDict& sd, const std::string& context);
@@ -62,31 +62,5 @@ LMConfig load_config(const StateDict& sd, const std::string& context);
 // tensor names and shapes; `cell_hint` settles RNN_TANH vs RNN_RELU. Built-in cells only. Throws FileError
 // naming what is missing or inconsistent.
 LMConfig infer_pytorch_config(const StateDict& sd, const std::string& cell_hint, const std::string& context);
-
-// Reads checkpoint metadata with every value checked: the one way the app reads what a file claims.
-class MetaReader {
-public:
-    MetaReader(const StateDict& sd, std::string context) : sd_(sd), ctx_(std::move(context)) {}
-    // Whether the key is present.
-    bool has(const std::string& key) const { return sd_.has_meta(key); }
-    // A string of at most max_length bytes.
-    std::string text(const std::string& key, std::size_t max_length = 1u << 20) const;
-    // An integer in [lo, hi].
-    std::uint64_t count(const std::string& key, std::uint64_t lo, std::uint64_t hi) const;
-    // A finite number in [lo, hi].
-    double real(const std::string& key, double lo, double hi) const;
-    // 0 or 1.
-    bool flag(const std::string& key) const;
-    // A comma-separated list of integers in [lo, hi], at most max_items.
-    std::vector<std::uint64_t> list(const std::string& key, std::uint64_t lo, std::uint64_t hi,
-                                    std::size_t max_items) const;
-    // Throws FileError "<context>: metadata '<key>' ...".
-    [[noreturn]] void fail(const std::string& key, const std::string& what) const;
-    const std::string& context() const { return ctx_; }
-
-private:
-    const StateDict& sd_;
-    std::string ctx_;
-};
 
 }  // namespace xtgrad

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <xtgrad/lib/error.hpp>
+#include <xtgrad/lib/json_read.hpp>
 
 namespace xtgrad {
 
@@ -78,9 +79,15 @@ struct FromJson {
         try {
             if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
                 if (!it->is_number()) fail(f, "is not a number");
+                if (std::is_integral_v<T> && !it->is_number_unsigned()) fail(f, fmt::format("= {} is not a whole number", it->dump()));
                 const double d = it->get<double>();
                 if (d < f.lo || d > f.hi || (f.lo_open && d == f.lo))
-                    fail(f, fmt::format("= {} is outside [{}, {}]", d, f.lo, f.hi));
+                    fail(f, fmt::format("= {} is outside {}{}, {}]", d, f.lo_open ? "(" : "[", f.lo, f.hi));
+            } else if constexpr (std::is_same_v<T, std::vector<std::size_t>>) {
+                if (!it->is_array()) fail(f, "is not a list");
+                for (const json& e : *it)
+                    if (!e.is_number_unsigned() || e.get<double>() < f.lo || e.get<double>() > f.hi)
+                        fail(f, fmt::format("item {} is not a whole number in [{}, {}]", e.dump(), f.lo, f.hi));
             }
             v = it->get<T>();
         } catch (const json::exception& e) {
@@ -98,7 +105,8 @@ std::string train_options_to_json(const TrainOptions& o) {
 }
 
 TrainOptions train_options_from_json(const std::string& text, const std::string& ctx) {
-    const json j = json::parse(text, nullptr, false);
+    // a flat object of numbers, strings, booleans and short lists (--cutoffs, --cell-option)
+    const json j = parse_json(text, {2, 1u << 12}, fmt::format("{}: the recorded options", ctx));
     if (!j.is_object()) throw FileError(fmt::format("{}: the recorded options are not a JSON object", ctx));
     TrainOptions o;
     visit_train_options(o, FromJson{j, ctx});

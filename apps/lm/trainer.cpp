@@ -68,10 +68,11 @@ Trainer::Trainer(const TrainOptions& options, const Registry& registry, std::ost
     if (!o_.init.empty() && !o_.resume.empty()) throw ConfigError("--init and --resume exclude each other");
     if (o_.save.empty()) throw ConfigError("--save must name a file");
     if (is_dir(o_.save)) throw ConfigError(fmt::format("--save {} is a directory; name a file", o_.save));
-    const std::size_t slash = o_.save.find_last_of('/');
-    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : o_.save.substr(0, slash);
-    if (::access(dir.c_str(), W_OK | X_OK) != 0)
-        throw ConfigError(fmt::format("--save {}: cannot write into {}: {}", o_.save, dir, std::strerror(errno)));
+    try {
+        check_can_write(o_.save);  // by creating a file there: also as root, on a read-only file system
+    } catch (const FileError& e) {
+        throw ConfigError(fmt::format("--save {}: {}", o_.save, e.what()));
+    }
     make_optimizer(o_.optimizer, {}, o_.lr, o_.momentum, o_.weight_decay);  // checks the name and its settings
     if (o_.lr_schedule != "plateau" && o_.lr_schedule != "cosine")
         throw ConfigError(fmt::format("--lr-schedule must be plateau or cosine, got '{}'", o_.lr_schedule));
