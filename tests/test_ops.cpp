@@ -38,6 +38,7 @@ Array make_input(Shape s, Fill fill, Rng& rng) {
             case Fill::any: v = u; break;
             case Fill::positive: v = 0.5f + std::abs(u); break;
             case Fill::away_from_zero: v = (u < 0 ? -0.2f : 0.2f) + u; break;
+            case Fill::distinct: break;  // filled above
         }
     }
     return a;
