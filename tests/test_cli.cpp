@@ -162,6 +162,48 @@ TEST_CASE("xtgrad-lm: adaptive softmax trains, evaluates and samples; char level
     std::system(("rm -rf " + d).c_str());
 }
 
+TEST_CASE("xtgrad-lm report: a page from a checkpoint, its log and its data; a plain state dict with --data; bad input") {
+    const std::string d = make_data();
+    REQUIRE(run(fmt::format("train --data {} {} --epochs 1 --max-batches 6 --save {}/m.safetensors", d, kSmall, d)).rc == 0);
+    const std::string fast = "--timing-batches 2 --windows 3 --position-tokens 100 --sample-tokens 5 --threads 1";
+    Run r = run(fmt::format("report --checkpoint {0}/m.safetensors --out {0}/r.html --trace {0}/t.json {1}", d, fast));
+    INFO(r.out);
+    REQUIRE(r.rc == 0);
+    CHECK(r.out.find("wrote " + d + "/r.html") != std::string::npos);
+    const std::string page = slurp(d + "/r.html");
+    CHECK(page.find("\"format\":\"xtgrad-report\"") != std::string::npos);
+    CHECK(page.find("\"command\":") != std::string::npos);  // the run card has the training command from the log
+    CHECK(slurp(d + "/t.json").find("\"traceEvents\"") != std::string::npos);
+
+    xtgrad::StateDict plain = xtgrad::load_safetensors(d + "/m.safetensors");
+    plain.metadata.clear();
+    xtgrad::save_safetensors(d + "/plain.safetensors", plain);
+    r = run(fmt::format("report --checkpoint {0}/plain.safetensors --data {0} --out {0}/p.html {1}", d, fast));
+    CHECK(r.rc == 0);
+    r = run(fmt::format("report --checkpoint {0}/plain.safetensors --out {0}/p.html {1}", d, fast));
+    CHECK(r.rc == 1);
+    CHECK(r.out.find("pass --data DIR") != std::string::npos);
+
+    // nothing is overwritten that this command did not write; bad flags name themselves
+    std::ofstream(d + "/mine.html") << "keep me";
+    r = run(fmt::format("report --checkpoint {0}/m.safetensors --out {0}/mine.html {1}", d, fast));
+    CHECK(r.rc == 2);
+    CHECK(r.out.find("--out " + d + "/mine.html exists and is not a file this command wrote") != std::string::npos);
+    CHECK(slurp(d + "/mine.html") == "keep me");
+    r = run(fmt::format("report --checkpoint {0}/m.safetensors --out {0}/r.html --trace {0}/m.safetensors {1}", d, fast));
+    CHECK(r.rc == 2);
+    CHECK(r.out.find("--trace") != std::string::npos);
+    r = run(fmt::format("report --checkpoint {0}/missing.safetensors --out {0}/r.html", d));
+    CHECK(r.rc == 1);
+    CHECK(r.out.find(d + "/missing.safetensors") != std::string::npos);
+    CHECK(run(fmt::format("report --checkpoint {0}/m.safetensors --bits 3", d)).rc == 2);
+    CHECK(run("report --out x.html").rc == 2);  // --checkpoint is required
+    r = run(fmt::format("report --checkpoint {0}/m.safetensors --out {0}/r.html --offset 100000 {1}", d, fast));
+    CHECK(r.rc == 2);
+    CHECK(r.out.find("--offset 100000") != std::string::npos);
+    std::system(("rm -rf " + d).c_str());
+}
+
 TEST_CASE("xtgrad-lm: bad input gets a clear error, a non-zero exit, and no lost checkpoint") {
     const std::string d = make_data();
     REQUIRE(run(fmt::format("train --data {} {} --epochs 1 --max-batches 3 --save {}/m.safetensors", d, kSmall, d)).rc == 0);
