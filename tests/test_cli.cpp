@@ -14,6 +14,8 @@
 
 #include <xtgrad/lib/safetensors.hpp>
 
+#include "test_support.hpp"
+
 namespace {
 
 struct Run {
@@ -48,28 +50,8 @@ std::string slurp(const std::string& path) {
     return s.str();
 }
 
-// A few hundred tokens per split: the first lines of WikiText-2 when the shared data is there, else made up.
-std::string make_data() {
-    char tmpl[] = "/tmp/xtgrad-cli-XXXXXX";
-    const std::string dir = ::mkdtemp(tmpl);
-    const char* root = std::getenv("XTGRAD_DATA");
-    const std::string wt = std::string(root ? root : "../shared/data") + "/wikitext-2";
-    for (const char* split : {"train", "valid", "test"}) {
-        std::ifstream in(wt + "/" + split + ".txt");
-        std::ofstream out(dir + "/" + split + ".txt");
-        std::string line;
-        std::size_t tokens = 0, limit = std::string(split) == "train" ? 1200 : 400;
-        if (in) {
-            while (tokens < limit && std::getline(in, line)) {
-                out << line << '\n';
-                tokens += 1 + static_cast<std::size_t>(std::count(line.begin(), line.end(), ' '));
-            }
-        } else {
-            for (std::size_t k = 0; k < limit / 10; ++k) out << " the cat sat on the mat and the dog ran \n";
-        }
-    }
-    return dir;
-}
+// A few hundred tokens per split.
+std::string make_data() { return test_support::small_corpus("cli", 1200, 400); }
 
 const std::string kSmall = "--emsize 16 --nhid 16 --batch_size 4 --bptt 8 --threads 1 --log-interval 2";
 

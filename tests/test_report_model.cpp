@@ -4,8 +4,6 @@
 // attention maps, a probe too wide for the units view); SHA-256 against the FIPS 180-4 test vectors.
 #include <doctest/doctest.h>
 
-#include <unistd.h>
-
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -23,48 +21,38 @@
 #include <xtgrad/lib/safetensors.hpp>
 #include <xtgrad/tape/ops.hpp>
 
+#include "test_support.hpp"
+
 using nlohmann::json;
 using namespace xtgrad;
 
+using test_support::error_of;
+
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
+// A small word-level corpus in a new folder.
+std::string make_data() { return test_support::small_corpus("report", 3000, 800); }
 
-std::string temp_dir() {
-    char tmpl[] = "/tmp/xtgrad-report-XXXXXX";
-    const char* d = ::mkdtemp(tmpl);
-    REQUIRE(d != nullptr);
-    return d;
-}
-
-// A small word-level corpus: the first lines of WikiText-2 when the shared data is there, else made-up sentences
-// with quotes, brackets and full stops.
-std::string make_data(const std::string& dir) {
-    const char* root = std::getenv("XTGRAD_DATA");
-    const std::string wt = std::string(root ? root : "../shared/data") + "/wikitext-2";
-    for (const char* split : {"train", "valid", "test"}) {
-        std::ifstream in(wt + "/" + split + ".txt");
-        std::ofstream out(dir + "/" + split + ".txt");
-        std::string line;
-        std::size_t tokens = 0, limit = std::string(split) == "train" ? 3000 : 800;
-        if (in) {
-            while (tokens < limit && std::getline(in, line)) {
-                out << line << '\n';
-                tokens += 1 + static_cast<std::size_t>(std::count(line.begin(), line.end(), ' '));
-            }
-        } else {
-            for (std::size_t k = 0; k < limit / 16; ++k)
-                out << " the cat ( a big one ) sat on \" the mat \" . and the dog ran away . \n";
-        }
-    }
-    return dir;
+// A tiny LSTM trained on `data` for `batches` batches of 4 x bptt, saved to `save`: its options.
+TrainOptions train_tiny(const std::string& data, const std::string& save, std::size_t nhid, std::size_t bptt,
+                        std::size_t batches, double clip) {
+    TrainOptions o;
+    o.data = data;
+    o.save = save;
+    o.emsize = o.nhid = nhid;
+    o.batch_size = 4;
+    o.eval_batch_size = 3;
+    o.bptt = bptt;
+    o.epochs = 1;
+    o.max_batches = batches;
+    o.log_interval = 4;
+    o.clip = clip;
+    o.threads = 1;
+    o.quiet = true;
+    o.command = "xtgrad-lm train --data '" + data + "'";
+    std::ostringstream log;
+    Trainer(o, builtin_registry(), log).run();
+    return o;
 }
 
 std::vector<json> read_log(const std::string& path) {
@@ -138,7 +126,7 @@ TEST_CASE("SHA-256 gives FIPS 180-4's test vectors, whole or fed in pieces; file
     Sha256 spent;
     spent.hex();
     CHECK(error_of([&] { spent.update("x", 1); }).find("after digest") != std::string::npos);
-    const std::string d = temp_dir();
+    const std::string d = test_support::temp_folder("sha256");
     std::ofstream(d + "/a") << "abcdbcdecdefdefgefghfghighijhijk";
     std::ofstream(d + "/b") << "ijkljklmklmnlmnomnopnopq";
     CHECK(sha256_files({d + "/a", d + "/b"}) == "sha256:248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
@@ -146,24 +134,9 @@ TEST_CASE("SHA-256 gives FIPS 180-4's test vectors, whole or fed in pieces; file
 }
 
 TEST_CASE("the trainer's metrics log: a start event with the data checksum, grad norm and clip fraction per interval") {
-    const std::string d = temp_dir();
-    make_data(d);
+    const std::string d = make_data();
     for (const auto& [clip, fraction] : {std::pair<double, double>{1e-6, 1.0}, {1e9, 0.0}}) {
-        TrainOptions o;
-        o.data = d;
-        o.emsize = o.nhid = 8;
-        o.batch_size = 4;
-        o.bptt = 6;
-        o.epochs = 1;
-        o.max_batches = 8;
-        o.log_interval = 4;
-        o.clip = clip;
-        o.threads = 1;
-        o.quiet = true;
-        o.command = "xtgrad-lm train --data 'a b'";
-        o.save = d + (clip < 1 ? "/tight.safetensors" : "/loose.safetensors");
-        std::ostringstream log;
-        Trainer(o, builtin_registry(), log).run();
+        const TrainOptions o = train_tiny(d, d + (clip < 1 ? "/tight.safetensors" : "/loose.safetensors"), 8, 6, 8, clip);
         const std::vector<json> ev = read_log(Checkpointer(o.save).metrics_path());
         REQUIRE(ev.size() >= 4);
         const json& start = ev[0];
@@ -200,23 +173,8 @@ TEST_CASE("the trainer's metrics log: a start event with the data checksum, grad
 }
 
 TEST_CASE("report of a tiny trained LSTM: a valid document whose sections match independent computations") {
-    const std::string d = temp_dir();
-    make_data(d);
-    TrainOptions t;
-    t.data = d;
-    t.emsize = t.nhid = 12;
-    t.batch_size = 4;
-    t.bptt = 7;
-    t.eval_batch_size = 3;
-    t.epochs = 1;
-    t.max_batches = 12;
-    t.log_interval = 4;
-    t.threads = 1;
-    t.quiet = true;
-    t.command = "xtgrad-lm train (test)";
-    t.save = d + "/lstm.safetensors";
-    std::ostringstream train_log;
-    Trainer(t, builtin_registry(), train_log).run();
+    const std::string d = make_data();
+    const TrainOptions t = train_tiny(d, d + "/lstm.safetensors", 12, 7, 12, 0.25);
 
     ReportOptions o;
     o.checkpoint = t.save;
@@ -373,8 +331,7 @@ TEST_CASE("report of a tiny trained LSTM: a valid document whose sections match 
 }
 
 TEST_CASE("a user cell's probes: exact gate saturation, attention maps by the \"attn\" convention, notes for the rest") {
-    const std::string d = temp_dir();
-    make_data(d);
+    const std::string d = make_data();
     const Corpus corpus = load_corpus(d, "word");
     const Registry registry = probe_registry();
     LMConfig cfg;
