@@ -257,11 +257,22 @@ namespace {
 // ---------------------------------------------------------------------------------------------------------------
 // Sections
 
-// The lines of a metrics log as JSON objects (none when the log is missing).
+// A string member of a JSON object, or "" (absent or not a string).
+std::string text_of(const json& j, const char* key) {
+    const auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// The lines of a metrics log as JSON objects (none when the log is missing); FileError naming the line of one
+// without an "event" string.
 std::vector<json> metrics_events(const std::string& path) {
     std::vector<json> out;
     if (path.empty() || !exists(path)) return out;
-    for (const std::string& line : read_metrics_lines(path)) out.push_back(json::parse(line));
+    for (const std::string& line : read_metrics_lines(path)) {
+        out.push_back(json::parse(line));
+        if (text_of(out.back(), "event").empty())
+            throw FileError(fmt::format("{}: line {} has no \"event\" string", path, out.size()));
+    }
     return out;
 }
 
@@ -300,20 +311,19 @@ json card_json(const ReportRun& run, const std::vector<json>& events, const json
     std::vector<const json*> starts;
     const json* test = nullptr;
     for (const json& e : events) {
-        if (e.value("event", "") == "start") starts.push_back(&e);
-        if (e.value("event", "") == "test") test = &e;
+        if (text_of(e, "event") == "start") starts.push_back(&e);
+        if (text_of(e, "event") == "test") test = &e;
     }
     if (!starts.empty()) {
         const json& first = *starts.front();
-        if (first.contains("command") && first["command"].is_string()) card["command"] = first["command"];
-        const std::string logged = first.value("checksum", "");
+        if (!text_of(first, "command").empty()) card["command"] = text_of(first, "command");
+        const std::string logged = text_of(first, "checksum");
         data["checksum"] = logged.empty() ? now_sum : logged;
         if (!logged.empty() && logged != now_sum)
             notes.push_back(fmt::format("The data read now ({}) is not the data the run was trained on: checksum {}, "
                                         "the run logged {}.", run.data_path, now_sum, logged));
         for (std::size_t i = 1; i < starts.size(); ++i)
-            if (starts[i]->contains("command") && (*starts[i])["command"].is_string())
-                notes.push_back("Resumed: " + (*starts[i])["command"].get<std::string>());
+            if (!text_of(*starts[i], "command").empty()) notes.push_back("Resumed: " + text_of(*starts[i], "command") + ".");
     } else {
         data["checksum"] = now_sum;
         if (!events.empty())
@@ -813,12 +823,11 @@ void make_report(const ReportOptions& o, const Registry& registry, std::ostream&
         std::string data = o.data;
         if (data.empty())
             for (const json& e : metrics_events(metrics))
-                if (e.value("event", "") == "start" && e.value("level", m.level) == m.level && exists(e.value("data", ""))) {
-                    data = e["data"];
+                if (text_of(e, "event") == "start" && text_of(e, "level") == m.level && exists(text_of(e, "data"))) {
+                    data = text_of(e, "data");
                     break;
                 }
-        if (data.empty() && options.is_object() && options.value("data", "") != "" && exists(options["data"].get<std::string>()))
-            data = options["data"];
+        if (data.empty() && options.is_object() && exists(text_of(options, "data"))) data = text_of(options, "data");
         data = find_data(data, m.level == "char" ? "tinyshakespeare" : "wikitext-2");
         const Corpus& corpus = corpus_of(data, m.level);
         if (!m.from_pytorch && m.vocab.tokens() != corpus.vocab.tokens())
