@@ -1,5 +1,5 @@
 // The language-model library: everything a program needs to register its own cells or models and get the whole
-// command line of xtgrad-lm (train, eval, generate, gradcheck), or to use the trainer's parts alone.
+// command line of xtgrad-lm (train, eval, generate, gradcheck, report), or to use the trainer's parts alone.
 // Reached as <xtgrad/lm.hpp>; link with `pkg-config --cflags --libs xtgrad-lm`.
 #pragma once
 

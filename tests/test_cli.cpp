@@ -16,6 +16,8 @@
 
 #include <xtgrad/lib/safetensors.hpp>
 
+#include "test_support.hpp"
+
 namespace {
 
 struct Run {
@@ -56,28 +58,8 @@ std::string slurp(const std::string& path) {
     return s.str();
 }
 
-// A few hundred tokens per split: the first lines of WikiText-2 when the shared data is there, else made up.
-std::string make_data() {
-    char tmpl[] = "/tmp/xtgrad-cli-XXXXXX";
-    const std::string dir = ::mkdtemp(tmpl);
-    const char* root = std::getenv("XTGRAD_DATA");
-    const std::string wt = std::string(root ? root : "../shared/data") + "/wikitext-2";
-    for (const char* split : {"train", "valid", "test"}) {
-        std::ifstream in(wt + "/" + split + ".txt");
-        std::ofstream out(dir + "/" + split + ".txt");
-        std::string line;
-        std::size_t tokens = 0, limit = std::string(split) == "train" ? 1200 : 400;
-        if (in) {
-            while (tokens < limit && std::getline(in, line)) {
-                out << line << '\n';
-                tokens += 1 + static_cast<std::size_t>(std::count(line.begin(), line.end(), ' '));
-            }
-        } else {
-            for (std::size_t k = 0; k < limit / 10; ++k) out << " the cat sat on the mat and the dog ran \n";
-        }
-    }
-    return dir;
-}
+// A few hundred tokens per split.
+std::string make_data() { return test_support::small_corpus("cli", 1200, 400); }
 
 const std::string kSmall = "--emsize 16 --nhid 16 --batch_size 4 --bptt 8 --threads 1 --log-interval 2";
 
@@ -198,6 +180,48 @@ TEST_CASE("xtgrad-lm: the adaptive softmax tied to the input; recipes fill what 
     r = run(fmt::format("train --recipe fast --data {0}", d));
     CHECK(r.rc == 2);
     CHECK(r.out.find("--recipe 'fast' is not a recipe (recipes: pytorch-small, ") != std::string::npos);
+    std::system(("rm -rf " + d).c_str());
+}
+
+TEST_CASE("xtgrad-lm report: a page from a checkpoint, its log and its data; a plain state dict with --data; bad input") {
+    const std::string d = make_data();
+    REQUIRE(run(fmt::format("train --data {} {} --epochs 1 --max-batches 6 --save {}/m.safetensors", d, kSmall, d)).rc == 0);
+    const std::string fast = "--timing-batches 2 --windows 3 --position-tokens 100 --sample-tokens 5 --threads 1";
+    Run r = run(fmt::format("report --checkpoint {0}/m.safetensors --out {0}/r.html --trace {0}/t.json {1}", d, fast));
+    INFO(r.out);
+    REQUIRE(r.rc == 0);
+    CHECK(r.out.find("wrote " + d + "/r.html") != std::string::npos);
+    const std::string page = slurp(d + "/r.html");
+    CHECK(page.find("\"format\":\"xtgrad-report\"") != std::string::npos);
+    CHECK(page.find("\"command\":") != std::string::npos);  // the run card has the training command from the log
+    CHECK(slurp(d + "/t.json").find("\"traceEvents\"") != std::string::npos);
+
+    xtgrad::StateDict plain = xtgrad::load_safetensors(d + "/m.safetensors");
+    plain.metadata.clear();
+    xtgrad::save_safetensors(d + "/plain.safetensors", plain);
+    r = run(fmt::format("report --checkpoint {0}/plain.safetensors --data {0} --out {0}/p.html {1}", d, fast));
+    CHECK(r.rc == 0);
+    r = run(fmt::format("report --checkpoint {0}/plain.safetensors --out {0}/p.html {1}", d, fast));
+    CHECK(r.rc == 1);
+    CHECK(r.out.find("pass --data DIR") != std::string::npos);
+
+    // nothing is overwritten that this command did not write; bad flags name themselves
+    std::ofstream(d + "/mine.html") << "keep me";
+    r = run(fmt::format("report --checkpoint {0}/m.safetensors --out {0}/mine.html {1}", d, fast));
+    CHECK(r.rc == 2);
+    CHECK(r.out.find("--out " + d + "/mine.html exists and is not a file this command wrote") != std::string::npos);
+    CHECK(slurp(d + "/mine.html") == "keep me");
+    r = run(fmt::format("report --checkpoint {0}/m.safetensors --out {0}/r.html --trace {0}/m.safetensors {1}", d, fast));
+    CHECK(r.rc == 2);
+    CHECK(r.out.find("--trace") != std::string::npos);
+    r = run(fmt::format("report --checkpoint {0}/missing.safetensors --out {0}/r.html", d));
+    CHECK(r.rc == 1);
+    CHECK(r.out.find(d + "/missing.safetensors") != std::string::npos);
+    CHECK(run(fmt::format("report --checkpoint {0}/m.safetensors --bits 3", d)).rc == 2);
+    CHECK(run("report --out x.html").rc == 2);  // --checkpoint is required
+    r = run(fmt::format("report --checkpoint {0}/m.safetensors --out {0}/r.html --offset 100000 {1}", d, fast));
+    CHECK(r.rc == 2);
+    CHECK(r.out.find("--offset 100000") != std::string::npos);
     std::system(("rm -rf " + d).c_str());
 }
 

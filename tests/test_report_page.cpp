@@ -15,19 +15,14 @@
 #include <xtgrad/apps/lm/report_page.hpp>
 #include <xtgrad/apps/lm/trace_events.hpp>
 
+#include "test_support.hpp"
+
 using nlohmann::json;
 using namespace xtgrad;
 
-namespace {
+using test_support::error_of;
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
+namespace {
 
 // The smallest document with every section, over a 4-token passage.
 json full_doc() {

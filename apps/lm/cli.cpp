@@ -21,6 +21,7 @@
 #include <xtgrad/apps/lm/checkpoint.hpp>
 #include <xtgrad/apps/lm/evaluate.hpp>
 #include <xtgrad/apps/lm/generate.hpp>
+#include <xtgrad/apps/lm/report_model.hpp>
 #include <xtgrad/apps/lm/trainer.hpp>
 #include <xtgrad/lib/blas.hpp>
 #include <xtgrad/lib/error.hpp>
@@ -225,6 +226,20 @@ int cmd_gradcheck(GradcheckFlags& g, const Registry& registry) {
     return r.ok ? 0 : 1;
 }
 
+// The command line as a shell would read it back (for the metrics log).
+std::string command_line(int argc, char** argv) {
+    std::string out;
+    for (int i = 0; i < argc; ++i) {
+        const std::string a = argv[i];
+        const bool plain = !a.empty() && a.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                                                             "-_./=,:+@%") == std::string::npos;
+        std::string q = "'";
+        for (char ch : a) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+        out += (i ? " " : "") + (plain ? a : q + "'");
+    }
+    return out;
+}
+
 // Prints an error to stderr; never throws (a closed stderr loses the message, not the exit status).
 void report(const std::string& where, const std::string& what) {
     std::fprintf(stderr, "%s: error: %s\n", where.c_str(), what.c_str());
@@ -295,10 +310,14 @@ int run_lm(int argc, char** argv, const Registry& registry) {
         ->check(bounds(0.0, 1.0));
     ccmd->add_option("--cell-option,--cell_option", gc.cell_options, "NAME=VALUE for the cell (repeatable)");
 
+    ReportOptions rep;
+    CLI::App* rcmd = app.add_subcommand("report", "one self-contained HTML page: how a model trained and what its units do");
+    add_report_flags(*rcmd, rep);
+
     if (argc > 1 && argv[1][0] != '-') {
         const std::string c = argv[1];
-        if (c != "train" && c != "eval" && c != "generate" && c != "gradcheck") {
-            fmt::print(stderr, "{}: error: unknown command '{}' (commands: train, eval, generate, gradcheck)\n", prog, c);
+        if (c != "train" && c != "eval" && c != "generate" && c != "gradcheck" && c != "report") {
+            fmt::print(stderr, "{}: error: unknown command '{}' (commands: train, eval, generate, gradcheck, report)\n", prog, c);
             return 2;
         }
     }
@@ -332,12 +351,15 @@ int run_lm(int argc, char** argv, const Registry& registry) {
             }
             registry.check(o.cell);
             o.data = find_data(o.data, o.level == "char" ? "tinyshakespeare" : "wikitext-2");
+            o.command = command_line(argc, argv);
             const TrainResult r = Trainer(o, registry, std::cout).run();
             status = r.stopped_non_finite ? 3 : 0;
         } else if (cmd == "eval") {
             status = cmd_eval(ev, registry);
         } else if (cmd == "generate") {
             status = cmd_generate(gen, registry);
+        } else if (cmd == "report") {
+            make_report(rep, registry, std::cout);
         } else {
             status = cmd_gradcheck(gc, registry);
         }

@@ -1,4 +1,4 @@
-// The command line of a language-model program: train, eval, generate and gradcheck, for whatever cells and
+// The command line of a language-model program: train, eval, generate, gradcheck and report, for whatever cells and
 // models the program registered. xtgrad-lm is this with the built-in cells; a user's program is this with theirs.
 #pragma once
 

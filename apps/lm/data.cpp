@@ -266,4 +266,10 @@ Corpus load_corpus(const std::string& data, const std::string& level) {
     throw ConfigError(fmt::format("--level must be word or char, got '{}'", level));
 }
 
+std::vector<std::string> corpus_files(const std::string& data, const std::string& level) {
+    if (level == "word" || (is_dir(data) && exists(data + "/train.txt")))
+        return {data + "/train.txt", data + "/valid.txt", data + "/test.txt"};
+    return {is_dir(data) ? data + "/input.txt" : data};
+}
+
 }  // namespace xtgrad

@@ -77,4 +77,7 @@ std::string find_data(const std::string& given, const std::string& name);
 // Loads a corpus at a level ("word" or "char"); throws ConfigError for another level.
 Corpus load_corpus(const std::string& data, const std::string& level);
 
+// The files load_corpus(data, level) reads, in the order it reads them (for the data checksum).
+std::vector<std::string> corpus_files(const std::string& data, const std::string& level);
+
 }  // namespace xtgrad

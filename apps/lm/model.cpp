@@ -47,7 +47,7 @@ Var RNNLM::embed(Ctx& c, const Ids& ids) {
     return mul(emb, embedding_dropout_mask(c, ids, config.vocab, config.dropoute));
 }
 
-Array RNNLM::embedding_table() {
+Array RNNLM::embedding_table() const {
     if (!adaptive_input()) return encoder.weight.value;
     Tape t;
     Ids all(config.vocab);

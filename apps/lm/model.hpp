@@ -36,7 +36,7 @@ public:
     // input made of its weights; embedding dropout (whole word types) when c.training.
     Var embed(Ctx& c, const Ids& ids);
     // Every token's input vector (vocab x emsize), in token-id order.
-    Array embedding_table();
+    Array embedding_table() const;
     // Whether the inputs are the tied adaptive softmax's (adaptive input): then `encoder` is empty.
     bool adaptive_input() const;
 

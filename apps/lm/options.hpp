@@ -42,6 +42,7 @@ struct TrainOptions {
     std::string save = "model.safetensors", init, resume;
     std::size_t threads = 0;
     bool quiet = false;
+    std::string command;                   // not a flag: the command line, logged in the metrics' start event
 
     // The model architecture these options ask for (vocab and order are the data's, filled in by the trainer).
     LMConfig model_config() const;

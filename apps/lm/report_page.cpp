@@ -301,7 +301,8 @@ void check_units(const json& u, const std::string& p, std::size_t T) {
 }
 
 void check_surprisal(const json& s, const std::string& p, std::size_t T) {
-    members(s, p, {"loss", "top", "by_frequency", "by_position"}, {"loss"});
+    members(s, p, {"loss", "top", "by_frequency", "by_position", "position_description"}, {"loss"});
+    opt_string(s, "position_description", p);
     is_numbers(s["loss"], at(p, "loss"), T, true, 0.0);
     if (const json* top = member(s, "top")) {
         const std::string tp = at(p, "top");
@@ -500,6 +501,19 @@ std::string html_escape(const std::string& s) {
     return out;
 }
 
+// A metrics-log event cut to the fields the document has for it (a log may carry more, and logs of older runs named
+// the clipping share "clipped").
+void keep_known_fields(const std::string& event, json& e) {
+    static const std::map<std::string, std::set<std::string>> known = {
+        {"train", {"event", "epoch", "batch", "batches", "loss", "ppl", "lr", "grad_norm", "clip_fraction", "tokens_per_s",
+                   "ms_per_batch"}},
+        {"epoch", {"event", "epoch", "val_loss", "val_ppl", "lr", "time_s"}},
+        {"test", {"event", "split", "loss", "ppl", "best_val_loss"}}};
+    if (event == "train" && e.contains("clipped") && !e.contains("clip_fraction")) e["clip_fraction"] = e["clipped"];
+    const std::set<std::string>& keep = known.at(event);
+    for (auto it = e.begin(); it != e.end();) it = keep.count(it.key()) ? std::next(it) : e.erase(it);
+}
+
 constexpr char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 }  // namespace
@@ -689,6 +703,8 @@ json curves_from_metrics(std::istream& in, const std::string& path) {
         if (!e.is_object() || !e.contains("event") || !e["event"].is_string())
             throw FileError(fmt::format("{}:{}: expected an object with an \"event\" string", path, number));
         const std::string ev = e["event"];
+        if (ev != "train" && ev != "epoch" && ev != "test") continue;
+        keep_known_fields(ev, e);
         json* list = ev == "train" ? &train : ev == "epoch" ? &epochs : nullptr;
         if (ev == "test") test = e;
         if (!list) continue;

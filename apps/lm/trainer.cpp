@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include <chrono>
@@ -11,9 +12,11 @@
 #include <ostream>
 
 #include <fmt/core.h>
+#include <fmt/format.h>
 #include <fmt/ostream.h>
 
 #include <xtgrad/apps/lm/evaluate.hpp>
+#include <xtgrad/apps/lm/sha256.hpp>
 #include <xtgrad/layers/tbptt.hpp>
 #include <xtgrad/lib/blas.hpp>
 #include <xtgrad/lib/error.hpp>
@@ -28,6 +31,29 @@ double now() { return std::chrono::duration<double>(std::chrono::steady_clock::n
 bool is_dir(const std::string& p) {
     struct stat st {};
     return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// The metrics log's first line of each invocation: what was run on what (the report's run card reads it).
+void write_start_event(MetricsWriter& metrics, const TrainOptions& o, const Corpus& c, const RNNLM& model,
+                       const std::string& run_id) {
+    std::vector<std::string> names;
+    for (const std::string& f : corpus_files(o.data, o.level)) names.push_back(f.substr(f.find_last_of('/') + 1));
+    char* abs = ::realpath(o.data.c_str(), nullptr);
+    const std::string data = abs ? abs : o.data;
+    std::free(abs);
+    metrics.write("start", {{"command", o.command},
+                            {"data", data},
+                            {"level", o.level},
+                            {"checksum", sha256_files(corpus_files(o.data, o.level))},
+                            {"data_files", fmt::format("{}", fmt::join(names, ","))},
+                            {"vocab_size", static_cast<std::int64_t>(c.vocab.size())},
+                            {"train_tokens", static_cast<std::int64_t>(c.train.size())},
+                            {"valid_tokens", static_cast<std::int64_t>(c.valid.size())},
+                            {"test_tokens", static_cast<std::int64_t>(c.test.size())},
+                            {"parameters", static_cast<std::int64_t>(model.parameter_count())},
+                            {"model", model.config.describe()},
+                            {"run_id", run_id},
+                            {"resume", o.resume}});
 }
 }  // namespace
 
@@ -154,6 +180,7 @@ void Trainer::start() {
                         s.schedule->lr()));
     }
     s.metrics = std::make_unique<MetricsWriter>(s.files->metrics_path());
+    write_start_event(*s.metrics, o_, s.corpus, *s.model, s.progress.run_id);
     say(fmt::format("model {} | params {} | batch {} bptt {} | {} optimizer lr {} clip {}", s.model->config.describe(),
                     s.model->parameter_count(), o_.batch_size, o_.bptt, s.opt->name(), s.schedule->lr(), o_.clip));
 }
@@ -175,16 +202,15 @@ void Trainer::log_interval(std::size_t batch, std::size_t nbatches) {
                     "ppl {:8.2f} | grad norm {:6.2f}",
                     s.progress.epoch, batch, o_.variable_bptt ? "~" : "", nbatches, lr >= 0.01 ? fmt::format("{:05.2f}", lr) : fmt::format("{:.2e}", lr),
                     el * 1000 / n, static_cast<double>(s.interval_tokens) / el, cur, perplexity(cur), s.interval_norm / n));
-    s.metrics->write("train", {{"epoch", static_cast<std::int64_t>(s.progress.epoch)},
-                               {"batch", static_cast<std::int64_t>(batch)},
-                               {"batches", static_cast<std::int64_t>(nbatches)},
-                               {"lr", lr},
-                               {"ms_per_batch", el * 1000 / n},
-                               {"tokens_per_s", static_cast<double>(s.interval_tokens) / el},
-                               {"loss", cur},
-                               {"ppl", perplexity(cur)},
-                               {"grad_norm", s.interval_norm / n},
-                               {"clipped", static_cast<double>(s.interval_clipped) / n}});
+    std::vector<std::pair<std::string, MetricValue>> fields = {
+        {"epoch", static_cast<std::int64_t>(s.progress.epoch)}, {"batch", static_cast<std::int64_t>(batch)},
+        {"batches", static_cast<std::int64_t>(nbatches)},       {"lr", lr},
+        {"ms_per_batch", el * 1000 / n},                        {"tokens_per_s", static_cast<double>(s.interval_tokens) / el},
+        {"loss", cur},                                          {"ppl", perplexity(cur)},
+        {"grad_norm", s.interval_norm / n}};  // the mean norm before clipping
+    // the share of the interval's batches whose norm was above --clip (none without clipping)
+    if (o_.clip > 0) fields.emplace_back("clip_fraction", static_cast<double>(s.interval_clipped) / n);
+    s.metrics->write("train", fields);
     s.timed += el;
     s.timed_tokens += s.interval_tokens;
     s.interval_start = now();
@@ -362,7 +388,10 @@ void Trainer::final_test() {
     s.metrics->write("test", {{"split", s.corpus.test_name},
                               {"loss", r.test_loss},
                               {"ppl", perplexity(r.test_loss)},
-                              {"best_val_loss", r.best_val_loss}});
+                              {"best_val_loss", r.best_val_loss},
+                              {"train_seconds", r.train_seconds},
+                              {"tokens_per_s", r.tokens_per_second},
+                              {"wall_time_s", s.elapsed()}});
 }
 
 TrainResult Trainer::run() {

@@ -2,6 +2,11 @@
 """Opens the model report in a real headless browser (Chromium) and checks it.
 
     browser_test.py --fixture BUILD/tests/report/report_fixture --out BUILD/tests/report [--no-screenshots]
+    browser_test.py --lm BUILD/apps/xtgrad-lm --user-lm BUILD/tests/report/attention_lm --out DIR [--data-root DIR]
+
+With --lm, the page is a real one: a tiny LSTM and GRU trained by xtgrad-lm and a tiny attention cell trained by a
+user's program (attention_lm) on the first lines of WikiText-2, then `attention_lm report` on the three. Every section
+must be drawn (the attention view from the user cell's "attn" probe), with the same checks as below.
 
 The fixture program writes compare.html (three word-level runs), char.html (one character-level run with some
 sections absent) and minimal.html (one run with nothing recorded). For each page this checks that:
@@ -305,12 +310,103 @@ def check_the_checker(browser, page, workdir):
     return fails
 
 
+def make_corpus(folder, root):
+    """A small word-level corpus: the first lines of WikiText-2 when it is there, else made-up sentences."""
+    os.makedirs(folder, exist_ok=True)
+    limits = {"train": 12000, "valid": 3000, "test": 800}
+    for split, limit in limits.items():
+        src = os.path.join(root or "", "wikitext-2", split + ".txt")
+        lines, tokens = [], 0
+        if root and os.path.exists(src):
+            with open(src, encoding="utf-8") as f:
+                for line in f:
+                    if tokens >= limit:
+                        break
+                    lines.append(line)
+                    tokens += len(line.split()) + 1
+        else:
+            words = ('the cat ( a big one ) sat on " the mat " , and the dog ran away . \n').split(" ")
+            while tokens < limit:
+                lines.append(" ".join(words))
+                tokens += len(words)
+        with open(os.path.join(folder, split + ".txt"), "w", encoding="utf-8") as f:
+            f.writelines(lines)
+
+
+def run_program(cmd, cwd):
+    p = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900)
+    out = p.stdout.decode(errors="replace")
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with {p.returncode}:\n{out[-3000:]}")
+    return out
+
+
+def page_document(page):
+    """The report document inlined in a page."""
+    with open(page, encoding="utf-8") as f:
+        text = f.read()
+    m = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', text, re.S)
+    if not m:
+        raise RuntimeError(f"{page}: no inlined report document")
+    return json.loads(m.group(1))
+
+
+def real_report(browser, args):
+    """Trains three tiny models, makes their report with the real command, checks it in the browser."""
+    work = os.path.join(args.out, "real")
+    if os.path.isdir(work):
+        shutil.rmtree(work)
+    data = os.path.join(work, "data")
+    make_corpus(data, args.data_root)
+    small = ["--data", data, "--emsize", "16", "--nhid", "16", "--batch_size", "8", "--bptt", "12", "--epochs", "2",
+             "--max-batches", "20", "--log-interval", "5", "--threads", "1", "--quiet"]
+    t0 = time.time()
+    run_program([args.lm, "train", "--model", "LSTM", "--save", "lstm.safetensors"] + small, work)
+    run_program([args.lm, "train", "--model", "GRU", "--save", "gru.safetensors"] + small, work)
+    run_program([args.user_lm, "train", "--model", "ATTN", "--save", "attn.safetensors"] + small, work)
+    t1 = time.time()
+    log = run_program([args.user_lm, "report", "--checkpoint", "attn.safetensors", "--compare", "lstm.safetensors",
+                       "gru.safetensors", "--out", "real.html", "--trace", "real-trace.json", "--timing-batches", "8",
+                       "--position-tokens", "2000", "--windows", "20", "--threads", "1"], work)
+    print(f"  three tiny models trained in {t1 - t0:.1f} s; report made in {time.time() - t1:.1f} s")
+    print("".join("    " + line + "\n" for line in log.splitlines() if line.startswith("wrote")), end="")
+    page = os.path.join(work, "real.html")
+    doc = page_document(page)
+    failures = []
+    names = [r["name"] for r in doc["runs"]]
+    # runs[0] is the attention cell (no sigmoid gates), runs[1:] the LSTM and GRU (no attention)
+    for s in SECTIONS:
+        want = [0] if s == "attention" else [1, 2] if s == "gate_saturation" else [0, 1, 2]
+        missing = [names[i] for i in want if s not in doc["runs"][i]]
+        if missing:
+            failures.append(f"real.html: section {s} missing from runs {missing}")
+    fails, status = check_page(browser, page, doc)
+    failures += [f"real.html: {f}" for f in fails]
+    with open(os.path.join(work, "real-trace.json"), encoding="utf-8") as f:
+        trace = json.load(f)
+    batches = sum(1 for e in trace.get("traceEvents", []) if e.get("ph") == "X" and e.get("name") == "batch")
+    if batches != 8 * len(names):
+        failures.append(f"real-trace.json: {batches} batch spans, expected {8 * len(names)}")
+    shots = []
+    if not args.no_screenshots and status:
+        shots_dir = os.path.join(args.out, "screenshots")
+        os.makedirs(shots_dir, exist_ok=True)
+        # the views only a real model fills (the fixture test has screenshots of every section): few, for CI's time
+        shots = screenshots(browser, page, shots_dir, status, ["gradient_flow", "units", "attention"], [])
+    return failures, shots
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--fixture", required=True, help="the report_fixture program")
+    ap.add_argument("--fixture", help="the report_fixture program")
+    ap.add_argument("--lm", help="xtgrad-lm: check a report made by the real command instead of the fixtures")
+    ap.add_argument("--user-lm", help="with --lm: the user program with the attention cell (attention_lm)")
+    ap.add_argument("--data-root", default=os.environ.get("XTGRAD_DATA"), help="the folder holding wikitext-2")
     ap.add_argument("--out", required=True, help="folder for the pages and screenshots")
     ap.add_argument("--no-screenshots", action="store_true")
     args = ap.parse_args()
+    if bool(args.fixture) == bool(args.lm) or bool(args.lm) != bool(args.user_lm):
+        ap.error("give --fixture, or --lm with --user-lm")
 
     exe = find_chromium()
     if not exe:
@@ -318,6 +414,14 @@ def main():
         return 77
     browser = Browser(exe)
     os.makedirs(args.out, exist_ok=True)
+    if args.lm:
+        failures, shots = real_report(browser, args)
+        if shots:
+            print(f"  {len(shots)} screenshots in {os.path.dirname(shots[0])}")
+        for f in failures:
+            print("FAIL:", f)
+        print("FAIL" if failures else "PASS")
+        return 1 if failures else 0
     p = subprocess.run([args.fixture, args.out], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
     print(p.stdout.decode(errors="replace"), end="")
     if p.returncode != 0:

@@ -966,7 +966,8 @@
       if (withFreq.length > 1) fbox.appendChild(legend(withFreq.map((i) => ({ name: runs[i].name, color: runColor(i), square: true }))));
     } else fbox.appendChild(absentNote('Not recorded for this model.', true));
     const withPos = idx.filter((i) => runs[i].surprisal.by_position && runs[i].surprisal.by_position.length);
-    const pbox = chartBox('Loss by position in the BPTT window', 'mean over the passage');
+    const posNote = withPos.length ? runs[withPos[0]].surprisal.position_description : null;
+    const pbox = chartBox('Loss by position in the BPTT window', posNote || 'mean over the passage');
     grid.appendChild(pbox);
     if (withPos.length) {
       pbox.appendChild(lineChart({ width: widthOf(pbox, 520), height: 240, x: { min: 0 }, xLabel: 'position in window', yLabel: 'mean loss (nats)', fmtX: (v) => 'position ' + v,
