@@ -165,33 +165,28 @@ TEST_CASE("a process that stops answering (SIGSTOP): the others give up after XT
     CHECK(out.find("rank 0: error: no answer from the other processes for 2 s") != std::string::npos);
 }
 
+namespace {
+
+// Runs a launch that must fail at once: its exit status, and how often `message` is in its output.
+std::pair<int, std::size_t> failing(int n, const std::string& args, const std::string& dir, const std::string& message) {
+    Launch run(n, args, dir);
+    REQUIRE(run.wait(60));
+    const std::string out = slurp(run.out);
+    INFO(out);
+    CHECK(out.find("MPI_ABORT") == std::string::npos);  // every process stopped by itself
+    return {run.status, count(out, message)};
+}
+
+}  // namespace
+
 TEST_CASE("a bad setting or a file rank 0 cannot take: every process stops with one message") {
     const std::string d = make_data();
-    {
-        Launch run(3, fmt::format("--data {} --emsize 8 --nhid 8 --batch_size 4 --save {}/m.safetensors", d, d), d);
-        REQUIRE(run.wait(60));
-        const std::string out = slurp(run.out);
-        INFO(out);
-        CHECK(run.status == 2);
-        CHECK(count(out, "--batch-size 4 is not divisible by the 3 processes") == 1);
-        CHECK(out.find("MPI_ABORT") == std::string::npos);
-    }
-    {
-        std::ofstream(d + "/taken.safetensors") << "someone else's model";
-        Launch run(2, fmt::format("--data {} --emsize 8 --nhid 8 --batch_size 4 --save {}/taken.safetensors", d, d), d);
-        REQUIRE(run.wait(60));
-        const std::string out = slurp(run.out);
-        INFO(out);
-        CHECK(run.status == 2);
-        CHECK(count(out, "taken.safetensors exists and belongs to") == 1);
-        CHECK(slurp(d + "/taken.safetensors") == "someone else's model");
-    }
-    {
-        Launch run(2, fmt::format("--data {}/none --save {}/m.safetensors", d, d), d);
-        REQUIRE(run.wait(60));
-        const std::string out = slurp(run.out);
-        INFO(out);
-        CHECK(run.status == 1);
-        CHECK(count(out, "error:") == 1);
-    }
+    CHECK(failing(3, fmt::format("--data {} --batch_size 4 --save {}/m.safetensors", d, d), d,
+                  "--batch-size 4 is not divisible by the 3 processes") == std::pair<int, std::size_t>{2, 1});
+    std::ofstream(d + "/taken.safetensors") << "someone else's model";
+    CHECK(failing(2, fmt::format("--data {} --batch_size 4 --save {}/taken.safetensors", d, d), d,
+                  "taken.safetensors exists and belongs to") == std::pair<int, std::size_t>{2, 1});
+    CHECK(slurp(d + "/taken.safetensors") == "someone else's model");
+    CHECK(failing(2, fmt::format("--data {}/none --save {}/m.safetensors", d, d), d, "error:") ==
+          std::pair<int, std::size_t>{1, 1});
 }

@@ -12,16 +12,14 @@
 
 #include <xtgrad/tape/ops.hpp>
 
+#include "timing.hpp"
+
 using namespace xtgrad;
 
+using bench::median;
+using bench::now;
+
 namespace {
-
-double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-}
 
 // The mask generator dropout used before: 24 bits of one sequential draw per entry.
 void sequential_mask(float* d, std::size_t n, float p, Rng& rng) {
