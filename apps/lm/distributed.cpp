@@ -20,7 +20,7 @@ namespace {
 
 // The number of processes an MPI launcher says it started (0: not started by one).
 std::size_t launched_processes() {
-    for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS"}) {
+    for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"}) {  // Open MPI, MPICH (Hydra, Slurm PMI)
         if (const char* v = std::getenv(var)) return static_cast<std::size_t>(std::strtoull(v, nullptr, 10));
     }
     return 0;

@@ -47,6 +47,7 @@ struct Trainer::State {
     Share share;                          // this process's streams of the batch (all of them in one process)
     std::unique_ptr<GradientSync> sync;   // data-parallel: sums the gradients while backward runs
     double interval_wait = 0.0;           // seconds waited on the gradient sums in the current log interval
+    std::size_t bucket_bytes = GradientSync::kDefaultBucketBytes;
     Rng rng;
     Tape tape;
     RecurrentState hidden;
@@ -96,6 +97,13 @@ Trainer::Trainer(const TrainOptions& options, const Registry& registry, std::ost
         throw ConfigError(fmt::format("--eval-batch-size {} is smaller than the {} processes: give each a stream",
                                       o_.eval_batch_size, n));
     s_->share = share_of(o_.batch_size, comm_);
+    if (const char* mb = std::getenv("XTGRAD_BUCKET_MB")) {  // the gradient buckets' size, for tuning
+        char* end = nullptr;
+        const double v = std::strtod(mb, &end);
+        if (*mb == '\0' || *end != '\0' || !(v >= 0.001 && v <= 4096))
+            throw ConfigError(fmt::format("XTGRAD_BUCKET_MB='{}' is not a size in MB in [0.001, 4096]", mb));
+        s_->bucket_bytes = static_cast<std::size_t>(v * (1 << 20));
+    }
     if (o_.threads > 0) {
         set_blas_threads(static_cast<int>(o_.threads));
     } else if (n > 1) {  // the machine's cores between its processes, not each process all of them
@@ -203,7 +211,7 @@ void Trainer::start_processes() {
     arrays.push_back(&position);
     check_same(comm_, fingerprint(arrays, r[0] ^ (r[1] << 1) ^ (r[2] << 2) ^ (r[3] << 3)),
                "the training state (optimiser, generator, data position: was each process given the same resume point?)");
-    s.sync = std::make_unique<GradientSync>(comm_, s.params);
+    s.sync = std::make_unique<GradientSync>(comm_, s.params, s.bucket_bytes);
     s.sync->attach(s.tape);
     say(fmt::format("data-parallel over {}: {} streams each, {} gradient buckets", comm_.describe(), s.share.count,
                     s.sync->buckets()));
