@@ -41,8 +41,6 @@ std::unique_ptr<Comm> SerialComm::first(std::size_t n) {
 
 void SerialComm::abort(int status) { std::exit(status); }
 
-bool built_with_mpi() { return XTGRAD_HAVE_MPI != 0; }
-
 std::unique_ptr<Comm> make_world_comm() {
     const char* force = std::getenv("XTGRAD_MPI");
     const bool forced = force && std::string(force) == "1";

@@ -86,9 +86,6 @@ public:
     [[noreturn]] void abort(int status) override;
 };
 
-// Whether this program was built with MPI (meson option -Dmpi).
-bool built_with_mpi();
-
 // The processes this program was started as: MPI's world when an MPI launcher started it with more than one
 // process (mpirun sets OMPI_COMM_WORLD_SIZE, MPICH's PMI_SIZE; XTGRAD_MPI=1 forces MPI), else one process.
 // Initialises MPI, which the last Comm of the world finalises. Throws ConfigError when more than one process was
@@ -154,7 +151,9 @@ public:
     // The default bucket size (measured: docs/distributed.md).
     static constexpr std::size_t kDefaultBucketBytes = 4u << 20;
 
+    // Buckets for these parameters (every process must list the same, in the same order).
     GradientSync(Comm& comm, std::vector<Parameter*> params, std::size_t bucket_bytes = kDefaultBucketBytes);
+    // Removes its hook from the tape it was attached to.
     ~GradientSync();
     GradientSync(const GradientSync&) = delete;
     GradientSync& operator=(const GradientSync&) = delete;
