@@ -11,6 +11,7 @@
 #include <xtgrad/apps/lm/cli.hpp>
 #include <xtgrad/apps/lm/config.hpp>
 #include <xtgrad/apps/lm/data.hpp>
+#include <xtgrad/apps/lm/distributed.hpp>
 #include <xtgrad/apps/lm/evaluate.hpp>
 #include <xtgrad/apps/lm/generate.hpp>
 #include <xtgrad/apps/lm/metrics.hpp>

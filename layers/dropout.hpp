@@ -9,7 +9,12 @@ namespace xtgrad {
 class Dropout {
 public:
     explicit Dropout(float p);
-    // y = x * mask / (1 - p) when c.training, else x; the mask draws from c.rng
+    // y = x * mask / (1 - p) when c.training, else x: x is a window of T steps stacked time-major, (T*batch x H),
+    // and the mask a function of one draw from c.rng and each row's stream in the whole batch (c.row_offset,
+    // c.global_batch), so that a batch split between processes is dropped as one process drops it.
+    Var operator()(Ctx& c, Var x, std::size_t batch) const;
+    // The same with every row its own (a value that is not split by streams); in a data-parallel context
+    // (c.sharded()) it throws ConfigError asking for the batch.
     Var operator()(Ctx& c, Var x) const;
     float rate() const { return p_; }
 
@@ -18,7 +23,7 @@ private:
 };
 
 // Variational ("locked") dropout: x is a window of T steps stacked time-major, (T*batch x H); one (batch x H)
-// mask is drawn per call and applied to every step, as in AWD-LSTM.
+// mask is drawn per call and applied to every step, as in AWD-LSTM, row b keyed by its stream in the whole batch.
 class LockedDropout {
 public:
     explicit LockedDropout(float p);

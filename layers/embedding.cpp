@@ -39,13 +39,16 @@ Var embedding_dropout_mask(Ctx& c, const Ids& ids, std::size_t vocab, float p) {
     }
     Var m = t.constant({ids.size(), 1}, 0.0f);
     Array& token_mask = t.node(m).value;
+    // a word type's fate is a function of (one draw, its id): the same in every process of a data-parallel run,
+    // whichever of its occurrences each one holds
+    const std::uint64_t seed = c.rng.next_u64(), threshold = bernoulli_threshold(p);
     for (std::size_t i = 0; i < ids.size(); ++i) {
         if (ids[i] < 0 || static_cast<std::size_t>(ids[i]) >= vocab)
             throw IndexError(fmt::format("embedding dropout: id {} at position {} is outside [0, {})", ids[i], i, vocab));
         const auto w = static_cast<std::size_t>(ids[i]);
         if (tm.stamp[w] != tm.now) {
             tm.stamp[w] = tm.now;
-            tm.mask[w] = c.rng.uniform() < p ? 0.0f : 1.0f / (1.0f - p);
+            tm.mask[w] = (counter_bits(seed, w) >> 32) < threshold ? 0.0f : 1.0f / (1.0f - p);
         }
         token_mask(i, 0) = tm.mask[w];
     }

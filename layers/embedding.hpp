@@ -15,7 +15,8 @@ public:
     // y[i] = weight[ids[i]]        -> (n x dim); throws IndexError for an id outside [0, vocab)
     Var operator()(Ctx& c, const Ids& ids);
     // With embedding dropout when c.training (Gal & Ghahramani): each word type is dropped whole, for every one
-    // of its occurrences in this call, with probability p; kept rows are scaled by 1/(1-p).
+    // of its occurrences in this call, with probability p (a function of one draw from c.rng and the word's id);
+    // kept rows are scaled by 1/(1-p).
     Var operator()(Ctx& c, const Ids& ids, float p);
     void collect(std::vector<Parameter*>& out) override;
 

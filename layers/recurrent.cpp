@@ -177,7 +177,7 @@ RecurrentOutput Recurrent::operator()(Ctx& c, Var x, std::size_t batch, const Re
     Var input = x;
     for (std::size_t l = 0; l < layers_; ++l) {
         if (l > 0 && c.training && dropout_ > 0.0f)
-            input = locked_dropout ? LockedDropout(dropout_)(c, input, batch) : xtgrad::dropout(input, dropout_, c.rng);
+            input = locked_dropout ? LockedDropout(dropout_)(c, input, batch) : Dropout(dropout_)(c, input, batch);
         join.clear();
         for (std::size_t d = 0; d < dirs_; ++d) {
             const std::size_t ci = l * dirs_ + d;

@@ -24,7 +24,7 @@ TbpttResult truncated_bptt(Tape& tape, std::size_t t_begin, std::size_t t_end, s
         w.t1 = std::min(t_end, w.t0 + len);
         tape.clear();
         const Var l = hooks.loss(tape, w);
-        w.loss = l.value()(0, 0);
+        w.loss = hooks.global_loss ? hooks.global_loss(l.value()(0, 0)) : l.value()(0, 0);
         r.next = w.t1;
         if (!std::isfinite(w.loss)) {
             if (hooks.non_finite && hooks.non_finite(w)) continue;

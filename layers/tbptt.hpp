@@ -28,6 +28,10 @@ struct WindowHooks {
     std::function<bool(const WindowInfo& w)> non_finite;
     // The number of steps of the window starting at t0 (variable-length BPTT); unset: the fixed window.
     std::function<std::size_t(std::size_t t0)> length;
+    // Data-parallel training: the whole batch's loss from this process's (a reduction over the processes), so that
+    // every process sees the same WindowInfo::loss and decides alike (finite or not, stop or go on). Unset: the
+    // process's own loss.
+    std::function<float(float loss)> global_loss;
 };
 
 // What a truncated-BPTT run did.
@@ -40,9 +44,10 @@ struct TbpttResult {
 };
 
 // Runs steps [t_begin, t_end) in windows of `window` steps (or hooks.length(t0); the last one shorter): for each
-// window it clears the tape, records hooks.loss, checks that the loss is finite, runs backward and calls
-// hooks.update. Recurrent state travels between windows only as values (RecurrentState), so no gradient can
-// cross a boundary, and the tape's memory is the same for every window. `first_index` numbers the first window.
+// window it clears the tape, records hooks.loss (combined by hooks.global_loss), checks that the loss is finite,
+// runs backward and calls hooks.update. Recurrent state travels between windows only as values (RecurrentState),
+// so no gradient can cross a boundary, and the tape's memory is the same for every window. `first_index` numbers
+// the first window.
 TbpttResult truncated_bptt(Tape& tape, std::size_t t_begin, std::size_t t_end, std::size_t window,
                            const WindowHooks& hooks, std::size_t first_index = 0);
 

@@ -41,6 +41,23 @@ float Rng::normal() {
     return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
 }
 
+void bernoulli_row(float* out, std::size_t n, std::uint64_t seed, std::uint64_t row, float p, float keep) {
+    const std::uint64_t threshold = bernoulli_threshold(p);
+    const std::uint64_t first = row * ((n + 1) / 2);
+    const std::size_t pairs = n / 2;
+    for (std::size_t j = 0; j < pairs; ++j) {  // one 64-bit draw per two entries: the loop vectorises
+        const std::uint64_t h = counter_bits(seed, first + j);
+        out[2 * j] = (h & 0xffffffffULL) < threshold ? 0.0f : keep;
+        out[2 * j + 1] = (h >> 32) < threshold ? 0.0f : keep;
+    }
+    if (n % 2) out[n - 1] = (counter_bits(seed, first + pairs) & 0xffffffffULL) < threshold ? 0.0f : keep;
+}
+
+void fill_dropout_mask(float* m, std::size_t rows, std::size_t cols, float p, const MaskKey& key) {
+    const float keep = 1.0f / (1.0f - p);
+    for (std::size_t r = 0; r < rows; ++r) bernoulli_row(m + r * cols, cols, key.seed, key.global_row(r), p, keep);
+}
+
 void fill_uniform(Array& a, Rng& rng, float lo, float hi) {
     for (float& v : a) v = rng.uniform(lo, hi);
 }

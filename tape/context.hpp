@@ -22,13 +22,24 @@ public:
     virtual void record(const ProbePoint& where, const char* name, Var value) = 0;
 };
 
-// The tape a forward pass records on, the generator its dropouts draw from, whether it trains, and where probed
-// values go. Cheap to copy; one per thread (tapes and generators are not shared between threads).
+// The tape a forward pass records on, the generator its dropouts draw from, whether it trains, where probed
+// values go, and which of the whole batch's streams this process holds (data-parallel training). Cheap to copy;
+// one per thread (tapes and generators are not shared between threads).
 struct Ctx {
     Tape& tape;
     Rng& rng;
     bool training = false;
     Probes* probes = nullptr;  // null: nothing is recorded for reports
+    // Data-parallel training: this process holds streams [row_offset, row_offset + its batch) of a batch of
+    // global_batch streams. 0: the process holds the whole batch.
+    std::size_t row_offset = 0, global_batch = 0;
+
+    // Whether the batch is split between processes (dropout must then know each value's streams).
+    bool sharded() const { return global_batch != 0; }
+    // The key of one dropout mask over a window of `batch` streams per step: one draw from rng (the same in every
+    // process, which all draw alike), rows mapped to the whole batch's streams. Throws ConfigError when this
+    // process's streams would lie outside the whole batch.
+    MaskKey mask_key(std::size_t batch);
 };
 
 }  // namespace xtgrad

@@ -862,17 +862,10 @@ namespace {
 void check_rate(const char* op, float p) {
     if (!(p >= 0.0f && p < 1.0f)) throw ConfigError(fmt::format("{}: rate must be in [0, 1), got {}", op, p));
 }
-void fill_mask(Array& m, float p, Rng& rng) {
-    const float keep = 1.0f / (1.0f - p);
-    // rng.uniform() < p, compared on the 24 random bits themselves
-    const auto threshold = static_cast<std::uint64_t>(std::ceil(static_cast<double>(p) * 0x1.0p24));
-    float* d = m.data();
-    for (std::size_t k = 0; k < m.size(); ++k) d[k] = (rng.next_u64() >> 40) < threshold ? 0.0f : keep;
-}
 }  // namespace
 
-// y = x * m, m_ij in {0, 1/(1-p)} drawn from rng    dx += g * m
-Var dropout(Var x, float p, Rng& rng) {
+// y = x * m, m_ij in {0, 1/(1-p)} keyed by (seed, global row, column)    dx += g * m
+Var dropout(Var x, float p, const MaskKey& key) {
     check_rate("dropout", p);
     if (p == 0.0f) return x;
     Tape& t = tape_of("dropout", x);
@@ -882,18 +875,28 @@ Var dropout(Var x, float p, Rng& rng) {
         acc_map(t, y.in[0], [&](std::size_t k) { return g[k] * m[k]; });
     });
     ensure_shape(y.aux, shape_of(X));
-    fill_mask(y.aux, p, rng);
+    fill_dropout_mask(y.aux.data(), X.shape()[0], X.shape()[1], p, key);
     ensure_shape(y.value, shape_of(X));
     for (std::size_t k = 0; k < X.size(); ++k) y.value.data()[k] = X.data()[k] * y.aux.data()[k];
     return t.var(y);
 }
 
-// m_ij in {0, 1/(1-p)} drawn from rng: a constant, to share one mask among several values
-Var dropout_mask(Tape& t, Shape s, float p, Rng& rng) {
+Var dropout(Var x, float p, Rng& rng) {
+    check_rate("dropout", p);
+    return p == 0.0f ? x : dropout(x, p, MaskKey{rng.next_u64()});
+}
+
+// m_ij in {0, 1/(1-p)} keyed as dropout's: a constant, to share one mask among several values
+Var dropout_mask(Tape& t, Shape s, float p, const MaskKey& key) {
     check_rate("dropout_mask", p);
     Var m = t.constant(s, 1.0f);
-    if (p > 0.0f) fill_mask(t.node(m).value, p, rng);
+    if (p > 0.0f) fill_dropout_mask(t.node(m).value.data(), s[0], s[1], p, key);
     return m;
+}
+
+Var dropout_mask(Tape& t, Shape s, float p, Rng& rng) {
+    check_rate("dropout_mask", p);
+    return p == 0.0f ? t.constant(s, 1.0f) : dropout_mask(t, s, p, MaskKey{rng.next_u64()});
 }
 
 // ============================================================ softmax and loss

@@ -114,10 +114,15 @@ Var gather(Var table, const Ids& ids);
 
 // ---- regularisation
 
-// Inverted dropout: y = x * m / (1 - p), m ~ Bernoulli(1 - p) from rng; 0 <= p < 1 (p = 0 returns x)
+// Inverted dropout: y = x * m / (1 - p), m ~ Bernoulli(1 - p) a function of (key.seed, global row, column)
+// (fill_dropout_mask), so that a batch split between processes draws the same masks; 0 <= p < 1 (p = 0 returns x)
+Var dropout(Var x, float p, const MaskKey& key);
+// The same keyed by one draw from rng, each row its own (a weight's DropConnect, a value of the whole batch); no
+// draw when p = 0
 Var dropout(Var x, float p, Rng& rng);
 // A constant mask of the given shape with entries 0 or 1/(1-p): multiply several values by it to share one
 // mask (variational dropout across time steps)
+Var dropout_mask(Tape& t, Shape s, float p, const MaskKey& key);
 Var dropout_mask(Tape& t, Shape s, float p, Rng& rng);
 
 // ---- softmax and loss

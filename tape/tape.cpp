@@ -1,5 +1,6 @@
 #include <xtgrad/tape/tape.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <limits>
@@ -124,6 +125,8 @@ Node& Tape::push(const char* op) {
     n.index = static_cast<std::uint32_t>(size_);
     n.ext_value = nullptr;
     n.ext_grad = nullptr;
+    n.param = nullptr;
+    n.last_leaf = false;
     n.in.clear();
     n.backward = nullptr;
     n.f0 = 0.0f;
@@ -141,6 +144,7 @@ Var Tape::param(Parameter& p) {
     Node& n = push("param");
     n.ext_value = &p.value;
     n.ext_grad = &p.grad;
+    n.param = &p;
     n.requires_grad = grad_enabled_;
     n.grad_live = true;  // a parameter's gradient always holds a value: backward adds to it
     return var(n);
@@ -229,7 +233,9 @@ void Tape::run_backward(Var out, const Array* seed) {
     }
     deferred_.clear();
     stacking_ = StackingStats{};
-    // A node's deferred products are added before its rule reads its gradient; parameters' at the very end.
+    mark_last_leaves(out.index);
+    // A node's deferred products are added before its rule reads its gradient; a parameter's once the pass has
+    // gone past its first leaf (no rule can add to it after that), where its gradient is final.
     if (profiling_) {
         mark_forward();
         OpTiming& stacked = profile_["(deferred weight gradients)"];
@@ -238,6 +244,11 @@ void Tape::run_backward(Var out, const Array* seed) {
             if (n.pending) {
                 const double t0 = seconds();
                 flush_deferred(&n.grad);
+                stacked.backward_s += seconds() - t0;
+            }
+            if (n.last_leaf) {
+                const double t0 = seconds();
+                param_final(n);
                 stacked.backward_s += seconds() - t0;
             }
             if (!n.backward || !n.grad_live) continue;
@@ -255,13 +266,31 @@ void Tape::run_backward(Var out, const Array* seed) {
         Node& n = *nodes_[i];
         if (n.pending) flush_deferred(&n.grad);
         if (n.backward && n.grad_live) n.backward(*this, n);
+        if (n.last_leaf) param_final(n);
     }
     flush_all_deferred();
 }
 
+void Tape::mark_last_leaves(std::size_t top) {
+    leaves_.clear();
+    for (std::size_t i = 0; i <= top; ++i) {
+        Node& n = *nodes_[i];
+        n.last_leaf = false;
+        if (n.param && n.requires_grad) leaves_.emplace_back(n.param, n.index);
+    }
+    std::sort(leaves_.begin(), leaves_.end());  // by parameter, then position: each parameter's first leaf leads
+    for (std::size_t k = 0; k < leaves_.size(); ++k)
+        if (k == 0 || leaves_[k].first != leaves_[k - 1].first) nodes_[leaves_[k].second]->last_leaf = true;
+}
+
+void Tape::param_final(Node& leaf) {
+    flush_deferred(leaf.ext_grad);
+    if (grad_final_) grad_final_(*leaf.param);
+}
+
 void Tape::defer_weight_grad(Node& target, const Array& A, const Array& B) {
     if (!target.requires_grad) return;
-    if (!target.ext_grad) ++target.pending;  // a parameter's products wait for the end of the pass
+    if (!target.ext_grad) ++target.pending;  // a parameter's products wait for its first leaf
     deferred_.push_back({&target.gradbuf(), &target, &A, &B});
     ++stacking_.products;
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -85,6 +86,7 @@ struct Node {
     Array scratch;                        // per-op temporary used by backward
     const Array* ext_value = nullptr;     // parameter or borrowed leaf: the array it reads
     Array* ext_grad = nullptr;            // parameter leaf: the parameter's gradient
+    Parameter* param = nullptr;           // parameter leaf: the parameter
     std::vector<std::uint32_t> in;        // input node indices
     Ids ids;                              // integer data (targets, gathered ids)
     BackwardFn backward = nullptr;        // null for leaves and for nodes needing no gradient
@@ -94,6 +96,7 @@ struct Node {
     std::uint32_t pending = 0;            // deferred weight-gradient products not yet added into grad
     bool requires_grad = false;           // some input depends on a parameter
     bool grad_live = false;               // grad holds a value (it is initialised on first accumulation)
+    bool last_leaf = false;               // the parameter's first leaf: once backward passed it, its gradient is final
 
     // The forward value, wherever it is stored.
     const Array& val() const { return ext_value ? *ext_value : value; }
@@ -136,6 +139,14 @@ public:
     void backward(Var loss);
     // Reverse pass from any value, with its gradient given (same shape as the value).
     void backward(Var out, const Array& seed);
+
+    // Called by backward once per parameter with a leaf in the pass, as soon as that parameter's gradient is final:
+    // the reverse pass has gone past all of its leaves and added its stacked weight-gradient products, so nothing
+    // of this pass writes it any more. Parameters become final in reverse order of first use (the decoder's before
+    // the embedding's). A data-parallel trainer starts reducing a gradient there while backward goes on. The hook
+    // must not record on or clear this tape. An empty function removes it (the default: nothing is called).
+    using GradFinalHook = std::function<void(Parameter&)>;
+    void on_param_grad_final(GradFinalHook hook) { grad_final_ = std::move(hook); }
 
     // Forgets every recorded op (handles become stale); node buffers are kept for reuse.
     void clear();
@@ -187,7 +198,7 @@ public:
     // Used by backward rules (through kit::acc_weight_grad): adds A^T B into the gradient of `target`, later, together
     // with the other such products for the same gradient, as one matrix product of the stacked rows of A and of B
     // (a recurrent weight used by T steps gets one sgemm instead of T). A node's products are added right before
-    // its own backward rule runs; a parameter's (over all its leaves) at the end of the pass. A and B must stay
+    // its own backward rule runs; a parameter's (over all its leaves) when the pass reaches its first leaf. A and B must stay
     // unchanged until then (node values and gradients of the current recording do).
     void defer_weight_grad(Node& target, const Array& A, const Array& B);
 
@@ -232,7 +243,11 @@ private:
         const Array* B;
     };
     void flush_deferred(Array* grad);            // adds every pending product into grad, stacked
-    void flush_all_deferred();                   // the remaining ones (parameters), at the end of the pass
+    void flush_all_deferred();                   // the remaining ones, at the end of the pass
+    void mark_last_leaves(std::size_t top);      // sets last_leaf on each parameter's first leaf in [0, top]
+    void param_final(Node& leaf);                // a parameter's last leaf passed: its products, then the hook
+    std::vector<std::pair<Parameter*, std::uint32_t>> leaves_;  // capacity kept across passes
+    GradFinalHook grad_final_;
     std::vector<Deferred> deferred_;             // capacity kept across passes
     std::vector<float> pack_a_, pack_b_;         // stacked rows of one gradient's products (capacity kept)
     StackingStats stacking_;

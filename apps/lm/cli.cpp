@@ -19,6 +19,7 @@
 #include <xtgrad/apps/lm/cache.hpp>
 #include <xtgrad/apps/lm/cellcheck.hpp>
 #include <xtgrad/apps/lm/checkpoint.hpp>
+#include <xtgrad/apps/lm/distributed.hpp>
 #include <xtgrad/apps/lm/evaluate.hpp>
 #include <xtgrad/apps/lm/generate.hpp>
 #include <xtgrad/apps/lm/report_model.hpp>
@@ -132,17 +133,24 @@ struct EvalFlags {
     bool tune = false;
 };
 
-int cmd_eval(EvalFlags& e, const Registry& registry) {
+int cmd_eval(EvalFlags& e, const Registry& registry, Comm& comm) {
     set_threads(e.m.threads);
     Corpus corpus;
-    LoadedModel m = open_model(e.m, registry, true, &corpus);
+    LoadedModel m;
+    agree(comm, [&] {  // under an MPI launcher: the processes share the streams of a plain evaluation
+        if (comm.size() > 1 && (e.cache.size || e.tune))
+            throw ConfigError("the continuous cache evaluates in one process: start it without an MPI launcher");
+        if (e.batch < comm.size())
+            throw ConfigError(fmt::format("--eval-batch-size {} is smaller than the {} processes", e.batch, comm.size()));
+        m = open_model(e.m, registry, true, &corpus);
+    });
     const Batched data = batchify(e.split == "test" ? corpus.test : corpus.valid, e.batch);
     const bool test_is_valid = e.split == "test" && corpus.test_name != "test";
     const std::string head = fmt::format("{} | {}{}", m.model->config.describe(), e.split,
                                          test_is_valid ? " (the valid split: no test split of its own)" : "");
     if (e.cache.size == 0 && !e.tune) {
-        const double loss = evaluate(*m.model, data, e.bptt);
-        fmt::print("{} | loss {:.4f} | ppl {:.2f}\n", head, loss, perplexity(loss));
+        const double loss = evaluate(*m.model, data, e.bptt, 0, &comm);
+        if (comm.root()) fmt::print("{} | loss {:.4f} | ppl {:.2f}\n", head, loss, perplexity(loss));
         return 0;
     }
     if (e.cache.size == 0) throw ConfigError("--cache-tune needs --cache-size N");
@@ -245,6 +253,34 @@ void report(const std::string& where, const std::string& what) {
     std::fprintf(stderr, "%s: error: %s\n", where.c_str(), what.c_str());
 }
 
+// The exit status of the exception being handled, printing its message (when `print`) as an error of `where`:
+// 2 a usage error, 4 output that could not be written, 1 anything else.
+int report_current(const std::string& where, bool print = true) {
+    std::string what;
+    int status = 1;
+    try {
+        throw;
+    } catch (const SharedError& e) {  // every process has it: printed where it says
+        if (!e.report) print = false;
+        what = e.what();
+        status = e.config ? 2 : 1;
+    } catch (const ConfigError& e) {
+        what = e.what();
+        status = 2;
+    } catch (const Error& e) {
+        what = e.what();
+    } catch (const std::bad_alloc&) {
+        what = "out of memory (try a smaller --batch-size, --bptt or model)";
+    } catch (const std::system_error& e) {  // fmt's failed writes to standard output
+        what = fmt::format("cannot write the output: {}", e.what());
+        status = 4;
+    } catch (const std::exception& e) {
+        what = e.what();
+    }
+    if (print) report(where, what);
+    return status;
+}
+
 // Flushes stdout; a full or closed output is an error, not a silent success.
 int finish_output(const std::string& program, int status) {
     if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
@@ -334,28 +370,43 @@ int run_lm(int argc, char** argv, const Registry& registry) {
         return 2;
     }
     const std::string cmd = app.get_subcommands().front()->get_name();
+    std::unique_ptr<Comm> comm;  // the processes an MPI launcher started (one without it)
+    std::string where = prog + " " + cmd;
+    // An error in one process of several: it says which, and stops the others (they would wait for it forever).
+    auto fail = [&](int status) {
+        if (comm && comm->size() > 1) comm->abort(status);
+        return status;
+    };
     try {
         int status = 0;
+        comm = make_world_comm();
+        if (comm->size() > 1) where = fmt::format("{} (rank {} of {})", where, comm->rank(), comm->size());
+        if (comm->size() > 1 && cmd != "train" && cmd != "eval")
+            agree(*comm, [&] { throw ConfigError(cmd + " runs in one process: start it without an MPI launcher"); });
         if (cmd == "train") {
-            TrainOptions o = train;
-            if (!o.recipe.empty() && o.resume.empty()) o = apply_recipe(train, train.recipe, given(train_flags));
-            if (!o.adaptive_softmax && (train_flags.at("cutoffs")->count() || train_flags.at("div-value")->count()))
-                throw ConfigError("--cutoffs and --div-value go with --adaptive-softmax");
-            if (!o.resume.empty()) {
-                const std::set<std::string> g = given(train_flags);
-                o = merge_resume_options(read_resume_point(o.resume).options, train, g);
-                if (!g.count("save")) {
-                    const std::string own = save_path_of_resume(o.resume);
-                    if (!own.empty()) o.save = own;
+            std::unique_ptr<Trainer> trainer;
+            agree(*comm, [&] {  // every process has the same options: a bad one stops all, said once
+                TrainOptions o = train;
+                if (!o.recipe.empty() && o.resume.empty()) o = apply_recipe(train, train.recipe, given(train_flags));
+                if (!o.adaptive_softmax && (train_flags.at("cutoffs")->count() || train_flags.at("div-value")->count()))
+                    throw ConfigError("--cutoffs and --div-value go with --adaptive-softmax");
+                if (!o.resume.empty()) {
+                    const std::set<std::string> g = given(train_flags);
+                    o = merge_resume_options(read_resume_point(o.resume).options, train, g);
+                    if (!g.count("save")) {
+                        const std::string own = save_path_of_resume(o.resume);
+                        if (!own.empty()) o.save = own;
+                    }
                 }
-            }
-            registry.check(o.cell);
-            o.data = find_data(o.data, o.level == "char" ? "tinyshakespeare" : "wikitext-2");
-            o.command = command_line(argc, argv);
-            const TrainResult r = Trainer(o, registry, std::cout).run();
+                registry.check(o.cell);
+                o.data = find_data(o.data, o.level == "char" ? "tinyshakespeare" : "wikitext-2");
+                o.command = command_line(argc, argv);
+                trainer = std::make_unique<Trainer>(o, registry, std::cout, comm.get());
+            });
+            const TrainResult r = trainer->run();
             status = r.stopped_non_finite ? 3 : 0;
         } else if (cmd == "eval") {
-            status = cmd_eval(ev, registry);
+            status = cmd_eval(ev, registry, *comm);
         } else if (cmd == "generate") {
             status = cmd_generate(gen, registry);
         } else if (cmd == "report") {
@@ -364,21 +415,10 @@ int run_lm(int argc, char** argv, const Registry& registry) {
             status = cmd_gradcheck(gc, registry);
         }
         return finish_output(prog, status);
-    } catch (const ConfigError& e) {
-        report(prog + " " + cmd, e.what());
-        return 2;
-    } catch (const Error& e) {
-        report(prog + " " + cmd, e.what());
-        return 1;
-    } catch (const std::bad_alloc&) {
-        report(prog + " " + cmd, "out of memory (try a smaller --batch-size, --bptt or model)");
-        return 1;
-    } catch (const std::system_error& e) {  // fmt's failed writes to standard output
-        report(prog + " " + cmd, fmt::format("cannot write the output: {}", e.what()));
-        return 4;
-    } catch (const std::exception& e) {
-        report(prog + " " + cmd, e.what());
-        return 1;
+    } catch (const SharedError&) {  // every process has it: no process needs stopping
+        return report_current(where);
+    } catch (...) {
+        return fail(report_current(where));
     }
 }
 

@@ -2,13 +2,15 @@
 
 #include <fmt/core.h>
 
+#include <xtgrad/apps/lm/distributed.hpp>
 #include <xtgrad/lib/error.hpp>
 
 namespace xtgrad {
 
-double evaluate(RNNLM& model, const Batched& data, std::size_t bptt, std::size_t max_batches) {
-    if (data.steps < 2)
-        throw ConfigError(fmt::format("evaluation split has {} steps of batch {}: too short", data.steps, data.batch));
+namespace {
+// The sum over windows of n * (mean loss of the window), and the rows n seen.
+std::pair<double, std::size_t> evaluate_streams(RNNLM& model, const Batched& data, std::size_t bptt,
+                                                std::size_t max_batches) {
     Tape tape;
     NoGrad ng(tape);
     Rng unused(0);
@@ -26,7 +28,25 @@ double evaluate(RNNLM& model, const Batched& data, std::size_t bptt, std::size_t
         hidden.assign(f);
         rows += n;
     }
-    return total / static_cast<double>(rows);
+    return {total, rows};
+}
+}  // namespace
+
+double evaluate(RNNLM& model, const Batched& data, std::size_t bptt, std::size_t max_batches, Comm* comm) {
+    if (data.steps < 2)
+        throw ConfigError(fmt::format("evaluation split has {} steps of batch {}: too short", data.steps, data.batch));
+    if (!comm || comm->size() == 1) {
+        const auto [total, rows] = evaluate_streams(model, data, bptt, max_batches);
+        return total / static_cast<double>(rows);
+    }
+    if (data.batch < comm->size())
+        throw ConfigError(fmt::format("the evaluation batch of {} streams is smaller than the {} processes: give each "
+                                      "one at least a stream (--eval-batch-size)", data.batch, comm->size()));
+    const Share share = share_of(data.batch, *comm);
+    const auto [total, rows] = evaluate_streams(model, take_streams(data, share), bptt, max_batches);
+    double weighted = total * static_cast<double>(share.count) / static_cast<double>(data.batch);
+    comm->sum(&weighted, 1);
+    return weighted / static_cast<double>(rows);  // every share has the same windows
 }
 
 }  // namespace xtgrad

@@ -35,7 +35,7 @@ RecurrentState RNNLM::zero_state(std::size_t batch) const { return rnn.zero_stat
 
 Var RNNLM::drop(Ctx& c, Var x, float p, std::size_t batch) const {
     if (!c.training || p == 0.0f) return x;
-    return config.locked ? LockedDropout(p)(c, x, batch) : Dropout(p)(c, x);
+    return config.locked ? LockedDropout(p)(c, x, batch) : Dropout(p)(c, x, batch);
 }
 
 bool RNNLM::adaptive_input() const { return adaptive && config.tied; }

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <ostream>
+#include <thread>
 
 #include <fmt/core.h>
 #include <fmt/format.h>
@@ -69,6 +70,10 @@ struct Trainer::State {
     std::unique_ptr<MetricsWriter> metrics;
     NanPolicy nan;
     TrainProgress progress;
+    Share share;                          // this process's streams of the batch (all of them in one process)
+    std::unique_ptr<GradientSync> sync;   // data-parallel: sums the gradients while backward runs
+    double interval_wait = 0.0;           // seconds waited on the gradient sums in the current log interval
+    std::size_t bucket_bytes = GradientSync::kDefaultBucketBytes;
     Rng rng;
     Tape tape;
     RecurrentState hidden;
@@ -89,15 +94,17 @@ struct Trainer::State {
     double elapsed() const { return progress.elapsed + (now() - started); }
 };
 
-Trainer::Trainer(const TrainOptions& options, const Registry& registry, std::ostream& log)
-    : o_(options), registry_(registry), log_(log), s_(std::make_unique<State>()) {
+Trainer::Trainer(const TrainOptions& options, const Registry& registry, std::ostream& log, Comm* comm)
+    : o_(options), registry_(registry), log_(log), s_(std::make_unique<State>()), comm_(comm ? *comm : serial_) {
     if (!o_.init.empty() && !o_.resume.empty()) throw ConfigError("--init and --resume exclude each other");
     if (o_.save.empty()) throw ConfigError("--save must name a file");
-    if (is_dir(o_.save)) throw ConfigError(fmt::format("--save {} is a directory; name a file", o_.save));
-    try {
-        check_can_write(o_.save);  // by creating a file there: also as root, on a read-only file system
-    } catch (const FileError& e) {
-        throw ConfigError(fmt::format("--save {}: {}", o_.save, e.what()));
+    if (comm_.root()) {  // the one process that writes
+        if (is_dir(o_.save)) throw ConfigError(fmt::format("--save {} is a directory; name a file", o_.save));
+        try {
+            check_can_write(o_.save);  // by creating a file there: also as root, on a read-only file system
+        } catch (const FileError& e) {
+            throw ConfigError(fmt::format("--save {}: {}", o_.save, e.what()));
+        }
     }
     make_optimizer(o_.optimizer, {}, o_.lr, o_.momentum, o_.weight_decay);  // checks the name and its settings
     if (o_.lr_schedule != "plateau" && o_.lr_schedule != "cosine")
@@ -109,13 +116,33 @@ Trainer::Trainer(const TrainOptions& options, const Registry& registry, std::ost
     LMConfig probe = o_.model_config();
     probe.vocab = 1;  // the real size comes from the data; checked here for the other settings
     probe.validate();
-    if (o_.threads > 0) set_blas_threads(static_cast<int>(o_.threads));
+    const std::size_t n = comm_.size();
+    if (o_.batch_size % n != 0)
+        throw ConfigError(fmt::format("--batch-size {} is not divisible by the {} processes: each must hold as many "
+                                      "streams (try {})", o_.batch_size, n, (o_.batch_size / n + 1) * n));
+    if (o_.eval_batch_size < n)
+        throw ConfigError(fmt::format("--eval-batch-size {} is smaller than the {} processes: give each a stream",
+                                      o_.eval_batch_size, n));
+    s_->share = share_of(o_.batch_size, comm_);
+    if (const char* mb = std::getenv("XTGRAD_BUCKET_MB")) {  // the gradient buckets' size, for tuning
+        char* end = nullptr;
+        const double v = std::strtod(mb, &end);
+        if (*mb == '\0' || *end != '\0' || !(v >= 0.001 && v <= 4096))
+            throw ConfigError(fmt::format("XTGRAD_BUCKET_MB='{}' is not a size in MB in [0.001, 4096]", mb));
+        s_->bucket_bytes = static_cast<std::size_t>(v * (1 << 20));
+    }
+    if (o_.threads > 0) {
+        set_blas_threads(static_cast<int>(o_.threads));
+    } else if (n > 1) {  // the machine's cores between its processes, not each process all of them
+        const std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
+        set_blas_threads(static_cast<int>(std::max<std::size_t>(1, cores / comm_.local_size())));
+    }
 }
 
 Trainer::~Trainer() = default;
 
 void Trainer::say(const std::string& s) {
-    if (o_.quiet) return;
+    if (o_.quiet || !comm_.root()) return;
     fmt::print(log_, "{}\n", s);
     log_.flush();  // progress shows up at once, also through a pipe or in a file
 }
@@ -127,6 +154,7 @@ void Trainer::load_data() {
     say(fmt::format("corpus {} ({} level): vocab {}, train {}, valid {}, test {} tokens (load {:.1f}s)", o_.data, o_.level,
                     c.vocab.size(), c.train.size(), c.valid.size(), c.test.size(), now() - t0));
     s_->train = batchify(c.train, o_.batch_size);
+    if (comm_.size() > 1) s_->train = take_streams(s_->train, s_->share);
     s_->valid = batchify(c.valid, o_.eval_batch_size);
     s_->test = batchify(c.test, o_.eval_batch_size);
     if (s_->train.steps < 2)
@@ -154,7 +182,7 @@ void Trainer::start() {
         if (!config.cutoffs.empty()) config.order = frequency_order(s.corpus.train, config.vocab);
         s.rng.reseed(o_.seed);
         s.model = registry_.build(config, s.rng);
-        if (!o_.init.empty()) {
+        if (!o_.init.empty() && comm_.root()) {  // the others receive them (start_processes)
             s.model->load_weights(load_safetensors(o_.init), o_.init);
             say(fmt::format("initial weights from {}", o_.init));
         }
@@ -172,17 +200,49 @@ void Trainer::start() {
         s.opt->load_state(s.resume_sd);
         s.schedule->load_state(s.resume_sd, "schedule.");
         s.rng.set_state(s.progress.rng);
-        s.hidden = read_hidden_state(s.resume_sd, *s.model, o_.batch_size, o_.resume);
+        if (comm_.root())  // the whole batch's state, cut between the processes (start_processes)
+            s.hidden = read_hidden_state(s.resume_sd, *s.model, o_.batch_size, o_.resume);
         s.best_val = s.progress.best_val;
-        if (s.progress.best_written) s.best_weights = load_safetensors(s.files->best_path());  // this run's (checked)
+        if (s.progress.best_written && comm_.root())
+            s.best_weights = load_safetensors(s.files->best_path());  // this run's (checked)
         s.resume_sd = StateDict();
         say(fmt::format("resumed from {}: epoch {}, batch {}, lr {}", o_.resume, s.progress.epoch, s.progress.batch,
                         s.schedule->lr()));
     }
-    s.metrics = std::make_unique<MetricsWriter>(s.files->metrics_path());
-    write_start_event(*s.metrics, o_, s.corpus, *s.model, s.progress.run_id);
+    s.metrics = std::make_unique<MetricsWriter>(comm_.root() ? s.files->metrics_path() : "");
+    if (comm_.root()) write_start_event(*s.metrics, o_, s.corpus, *s.model, s.progress.run_id);
     say(fmt::format("model {} | params {} | batch {} bptt {} | {} optimizer lr {} clip {}", s.model->config.describe(),
                     s.model->parameter_count(), o_.batch_size, o_.bptt, s.opt->name(), s.schedule->lr(), o_.clip));
+}
+
+void Trainer::start_processes() {
+    State& s = *s_;
+    broadcast_parameters(comm_, s.params);  // new weights, --init's or the resume point's: rank 0's
+    if (!o_.resume.empty()) {               // rank 0 holds the whole batch's carried state: each its rows
+        RecurrentState mine = s.model->zero_state(s.share.count);
+        scatter_state(comm_, s.hidden, mine);
+        s.hidden = std::move(mine);
+    }
+    std::uint64_t id = std::strtoull(s.progress.run_id.c_str(), nullptr, 16);
+    comm_.broadcast(&id, 1);
+    s.progress.run_id = fmt::format("{:016x}", id);
+    // everything else each process read for itself: the same, or the run stops here
+    StateDict opt;
+    s.opt->save_state(opt);
+    std::vector<const Array*> arrays;
+    for (const auto& kv : opt.tensors) arrays.push_back(&kv.second.value);
+    const Rng::State r = s.rng.state();
+    Array position({1, 3});
+    position(0, 0) = static_cast<float>(s.progress.epoch);
+    position(0, 1) = static_cast<float>(s.progress.batch);
+    position(0, 2) = static_cast<float>(s.progress.position);
+    arrays.push_back(&position);
+    check_same(comm_, fingerprint(arrays, r[0] ^ (r[1] << 1) ^ (r[2] << 2) ^ (r[3] << 3)),
+               "the training state (optimiser, generator, data position: was each process given the same resume point?)");
+    s.sync = std::make_unique<GradientSync>(comm_, s.params, s.bucket_bytes);
+    s.sync->attach(s.tape);
+    say(fmt::format("data-parallel over {}: {} streams each, {} gradient buckets", comm_.describe(), s.share.count,
+                    s.sync->buckets()));
 }
 
 void Trainer::save_resume() {
@@ -190,7 +250,17 @@ void Trainer::save_resume() {
     s.progress.rng = s.rng.state();
     s.progress.elapsed = s.elapsed();
     s.started = now();
-    s.files->save_resume(*s.model, s.corpus.vocab, s.corpus.level, o_, *s.opt, *s.schedule, s.progress, s.hidden);
+    RecurrentState whole;
+    if (comm_.size() > 1) {  // the whole batch's state; and a check that the processes have not drifted apart
+        whole = gather_state(comm_, s.hidden);
+        std::vector<const Array*> weights;
+        for (const Parameter* p : s.params) weights.push_back(&p->value);
+        check_same(comm_, fingerprint(weights), "the weights (the processes' updates diverged)");
+    }
+    on_root(comm_, [&] {
+        s.files->save_resume(*s.model, s.corpus.vocab, s.corpus.level, o_, *s.opt, *s.schedule, s.progress,
+                             comm_.size() > 1 ? whole : s.hidden);
+    });
 }
 
 void Trainer::log_interval(std::size_t batch, std::size_t nbatches) {
@@ -211,6 +281,16 @@ void Trainer::log_interval(std::size_t batch, std::size_t nbatches) {
     // the share of the interval's batches whose norm was above --clip (none without clipping)
     if (o_.clip > 0) fields.emplace_back("clip_fraction", static_cast<double>(s.interval_clipped) / n);
     s.metrics->write("train", fields);
+    if (comm_.size() > 1) {  // what waiting on the other processes' gradients cost
+        say(fmt::format("|   {}: waited {:.2f} ms/batch on the gradient sums ({:.1f}% of the time)", comm_.describe(),
+                        s.interval_wait * 1000 / n, 100 * s.interval_wait / el));
+        s.metrics->write("comm", {{"epoch", static_cast<std::int64_t>(s.progress.epoch)},
+                                  {"batch", static_cast<std::int64_t>(batch)},
+                                  {"processes", static_cast<std::int64_t>(comm_.size())},
+                                  {"wait_ms_per_batch", s.interval_wait * 1000 / n},
+                                  {"wait_fraction", s.interval_wait / el}});
+    }
+    s.interval_wait = 0.0;
     s.timed += el;
     s.timed_tokens += s.interval_tokens;
     s.interval_start = now();
@@ -221,11 +301,15 @@ void Trainer::log_interval(std::size_t batch, std::size_t nbatches) {
 bool Trainer::run_epoch() {
     State& s = *s_;
     TrainProgress& p = s.progress;
-    if (p.position == 0) s.hidden = s.model->zero_state(o_.batch_size);
+    if (p.position == 0) s.hidden = s.model->zero_state(s.share.count);
     const std::size_t steps = s.train.steps - 1;  // the last row is only a target
     const std::size_t t_end = o_.max_batches ? std::min(steps, o_.max_batches * o_.bptt) : steps;
     const std::size_t nbatches = (t_end + o_.bptt - 1) / o_.bptt;
     Ctx c{s.tape, s.rng, true};
+    if (comm_.size() > 1) {  // dropout masks keyed by the streams of the whole batch: those of one process
+        c.row_offset = s.share.offset;
+        c.global_batch = o_.batch_size;
+    }
     s.interval_start = now();
     bool stop_early = false;
 
@@ -233,13 +317,19 @@ bool Trainer::run_epoch() {
     float ce = 0.0f;  // the window's cross-entropy, logged; the training loss adds the AR/TAR penalty to it
     h.loss = [&](Tape&, const WindowInfo& w) {
         get_batch(s.train, w.t0, w.t1 - w.t0, s.in, s.tg);
-        const LMFeatures f = s.model->features(c, s.in, o_.batch_size, s.hidden);
+        const LMFeatures f = s.model->features(c, s.in, s.share.count, s.hidden);
         Var loss = s.model->loss(c, f.y, s.tg);
         s.hidden.assign(f);
         ce = loss.value()(0, 0);
         return f.penalty.tape ? loss + f.penalty : loss;
     };
     if (o_.variable_bptt) h.length = [&](std::size_t) { return variable_window(); };
+    if (comm_.size() > 1) h.global_loss = [&](float loss) {  // equal shares: the whole batch's means
+        double v[2] = {loss, ce};
+        comm_.sum(v, 2);
+        ce = static_cast<float>(v[1] / static_cast<double>(comm_.size()));
+        return static_cast<float>(v[0] / static_cast<double>(comm_.size()));
+    };
     h.non_finite = [&](const WindowInfo& w) {
         if (s.nan.tolerate(NanPolicy::Where::train_loss)) {
             say(fmt::format("warning: the training loss is {} at epoch {} batch {}; window skipped", w.loss, p.epoch, w.index + 1));
@@ -249,6 +339,7 @@ bool Trainer::run_epoch() {
         return false;
     };
     h.update = [&](const WindowInfo& w) {
+        if (s.sync) s.interval_wait += s.sync->finish();  // the whole batch's gradient, in every process
         const ClipResult cr = o_.clip > 0 ? clip_grad_norm(s.params, o_.clip) : ClipResult{grad_norm(s.params), true, false};
         if (!std::isfinite(cr.norm)) {
             s.opt->zero_grad();
@@ -282,8 +373,9 @@ bool Trainer::run_epoch() {
             stop_early = true;
             return false;
         }
-        update_progress(p.total_batches);
-        if (s.budget > 0 && s.elapsed() + s.reserve >= s.budget) {  // what is left is for the final evaluation
+        const double clock = s.budget > 0 ? run_clock() : 0.0;
+        update_progress(p.total_batches, clock);
+        if (s.budget > 0 && clock + s.reserve >= s.budget) {  // what is left is for the final evaluation
             s.out_of_time = true;
             if (s.interval_batches) log_interval(p.batch, nbatches);
             return false;
@@ -311,11 +403,15 @@ std::size_t Trainer::variable_window() {
     return static_cast<std::size_t>(std::clamp(len, 5.0, static_cast<double>(o_.bptt + 20)));
 }
 
-void Trainer::update_progress(std::size_t batches_done) {
+double Trainer::run_clock() {
+    return comm_.size() == 1 ? s_->elapsed() : from_root(comm_, s_->elapsed());  // rank 0's clock decides
+}
+
+void Trainer::update_progress(std::size_t batches_done, double clock) {
     auto* cosine = dynamic_cast<CosineProgressLR*>(s_->schedule.get());
     if (!cosine) return;
     if (s_->budget > 0) {
-        cosine->set_progress(s_->elapsed() / std::max(1.0, s_->budget - s_->reserve));
+        cosine->set_progress(clock / std::max(1.0, s_->budget - s_->reserve));
     } else {
         const std::size_t steps = s_->train.steps - 1;
         const std::size_t per_epoch = (std::min(steps, o_.max_batches ? o_.max_batches * o_.bptt : steps) + o_.bptt - 1) / o_.bptt;
@@ -329,7 +425,7 @@ bool Trainer::end_epoch(double epoch_seconds) {
     const double ve = now();
     const bool swapped = s.opt->has_eval_weights();
     if (swapped) s.opt->swap_eval_weights();  // evaluate (and save) the weights the optimiser means for evaluation
-    const double val = evaluate(*s.model, s.valid, o_.bptt, o_.eval_max_batches);
+    const double val = evaluate(*s.model, s.valid, o_.bptt, o_.eval_max_batches, &comm_);
     say(std::string(89, '-'));
     say(fmt::format("| end of epoch {:3d} | time: {:6.2f}s | valid loss {:5.2f} | valid ppl {:8.2f} | eval {:.1f}s",
                     p.epoch, epoch_seconds, val, perplexity(val), now() - ve));
@@ -348,9 +444,11 @@ bool Trainer::end_epoch(double epoch_seconds) {
     if (val < s.best_val) {
         s.best_val = p.best_val = val;
         p.best_written = true;
-        s.files->save_best(*s.model, s.corpus.vocab, s.corpus.level, p.run_id, s.options_json);
-        s.best_weights = StateDict();
-        s.model->save_weights(s.best_weights);
+        on_root(comm_, [&] {  // the others get rank 0's best weights for the final test
+            s.files->save_best(*s.model, s.corpus.vocab, s.corpus.level, p.run_id, s.options_json);
+            s.best_weights = StateDict();
+            s.model->save_weights(s.best_weights);
+        });
     }
     s.schedule->on_validation(val);
     if (swapped) s.opt->swap_eval_weights();  // back to the iterate training continues from
@@ -380,7 +478,8 @@ void Trainer::final_test() {
     r.tokens_per_second = s.timed > 0 ? static_cast<double>(s.timed_tokens) / s.timed : 0.0;
     r.best_val_loss = s.best_val;
     if (!s.best_weights.tensors.empty()) s.model->load_weights(s.best_weights, "best weights");
-    r.test_loss = evaluate(*s.model, s.test, o_.bptt, o_.eval_max_batches);
+    if (comm_.size() > 1) broadcast_parameters(comm_, s.params);
+    r.test_loss = evaluate(*s.model, s.test, o_.bptt, o_.eval_max_batches, &comm_);
     say(std::string(89, '='));
     say(fmt::format("| End of training | {} loss {:5.2f} | {} ppl {:8.2f} | best valid ppl {:8.2f}", s.corpus.test_name,
                     r.test_loss, s.corpus.test_name, perplexity(r.test_loss), perplexity(r.best_val_loss)));
@@ -397,19 +496,23 @@ void Trainer::final_test() {
 TrainResult Trainer::run() {
     // before anything is loaded: the run's files must be its own (a new run owns none)
     s_->files = std::make_unique<Checkpointer>(o_.save);
-    s_->files->check_owned(o_.resume.empty() ? "" : read_resume_point(o_.resume).progress.run_id);
+    on_root(comm_, [&] { s_->files->check_owned(o_.resume.empty() ? "" : read_resume_point(o_.resume).progress.run_id); });
     s_->started = now();
-    load_data();
-    start();
+    agree(comm_, [&] {  // a corpus or resume point that one process cannot read stops them all
+        load_data();
+        start();
+    });
+    if (comm_.size() > 1) start_processes();
     State& s = *s_;
     if (s.budget > 0) {
         // the final test (and the last validation) must fit: time a few evaluation windows now
         const double t0 = now();
         const std::size_t probe = 20;
-        evaluate(*s.model, s.valid, o_.bptt, probe);
+        evaluate(*s.model, s.valid, o_.bptt, probe, &comm_);
         const double per_window = (now() - t0) / static_cast<double>(probe);
         const double windows = static_cast<double>((s.valid.steps + s.test.steps) / o_.bptt + 2);
         s.reserve = 1.2 * per_window * windows + 5.0;
+        if (comm_.size() > 1) s.reserve = from_root(comm_, s.reserve);  // rank 0's, in every process
         say(fmt::format("time budget {:.0f}s: {:.0f}s kept for the final evaluation", s.budget, s.reserve));
     }
     for (; s.progress.epoch <= o_.epochs;) {

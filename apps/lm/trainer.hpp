@@ -7,6 +7,7 @@
 #include <string>
 
 #include <xtgrad/apps/lm/checkpoint.hpp>
+#include <xtgrad/apps/lm/distributed.hpp>
 #include <xtgrad/apps/lm/metrics.hpp>
 #include <xtgrad/apps/lm/nan_policy.hpp>
 #include <xtgrad/apps/lm/options.hpp>
@@ -24,11 +25,14 @@ struct TrainResult {
 };
 
 // Trains a language model with the PyTorch example's recipe and conventions (log lines, plateau annealing, best
-// model by validation loss, final test), resumable bit for bit from its resume points.
+// model by validation loss, final test), resumable bit for bit from its resume points. Data-parallel over the
+// processes of `comm` (docs/distributed.md): each holds a contiguous share of the batch's streams, gradients are
+// summed while backward runs, rank 0 alone prints and writes files, and the run equals one process's.
 class Trainer {
 public:
-    // Validates the options against the registry (the cell must be known); nothing is loaded yet.
-    Trainer(const TrainOptions& options, const Registry& registry, std::ostream& log);
+    // Validates the options against the registry (the cell must be known) and the processes (the batch must be
+    // divisible by them); nothing is loaded yet. comm null: one process.
+    Trainer(const TrainOptions& options, const Registry& registry, std::ostream& log, Comm* comm = nullptr);
     ~Trainer();
     // Loads the data, builds or resumes the model, trains, evaluates on the test split.
     TrainResult run();
@@ -43,13 +47,17 @@ private:
     void save_resume();
     void final_test();
     std::size_t variable_window();                 // AWD-LSTM's random window length
-    void update_progress(std::size_t batches_done);  // for a schedule that follows the run's progress
+    void update_progress(std::size_t batches_done, double clock);  // for a schedule that follows the run's progress
+    double run_clock();                            // the run's elapsed time as rank 0 reads it (collective)
+    void start_processes();                        // data-parallel: rank 0's weights and state everywhere, checked
 
     struct State;
     TrainOptions o_;
     const Registry& registry_;
     std::ostream& log_;
     std::unique_ptr<State> s_;
+    SerialComm serial_;  // comm_ when none was given
+    Comm& comm_;
 };
 
 }  // namespace xtgrad
