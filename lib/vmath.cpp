@@ -1,5 +1,7 @@
 #include <xtgrad/lib/vmath.hpp>
 
+#include <xtgrad/lib/bf16.hpp>
+
 #include <algorithm>
 #include <cmath>
 
@@ -155,6 +157,28 @@ void scaled_exp(const float* x, float* y, std::size_t n, float shift, float scal
         for (; i + W <= n; i += W) (bk * xsimd::exp(B::load_unaligned(x + i) - bs)).store_unaligned(y + i);
         for (; i < n; ++i) y[i] = scale * std::exp(x[i] - shift);
     }
+}
+
+void scaled_exp_bf16(const float* x, std::uint16_t* y, std::size_t n, float shift, float scale) {
+    constexpr std::size_t chunk = 1024;  // through an L1-resident float buffer
+    alignas(64) float buf[chunk];
+    for (std::size_t i0 = 0; i0 < n; i0 += chunk) {
+        const std::size_t m = std::min(chunk, n - i0);
+        scaled_exp(x + i0, buf, m, shift, scale, false);
+        for (std::size_t i = 0; i < m; ++i) y[i0 + i] = float_to_bf16(buf[i]);
+    }
+}
+
+void to_bf16(const float* x, std::uint16_t* y, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) y[i] = float_to_bf16(x[i]);
+}
+
+void from_bf16(const std::uint16_t* x, float* y, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) y[i] = bf16_to_float(x[i]);
+}
+
+void axpy_bf16(float a, const std::uint16_t* x, float* y, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) y[i] += a * bf16_to_float(x[i]);
 }
 
 double sum_squares(const float* x, std::size_t n) {
