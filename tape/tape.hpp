@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <xtgrad/lib/array.hpp>
+#include <xtgrad/lib/blas.hpp>
 
 namespace xtgrad {
 
@@ -72,11 +73,16 @@ struct Node {
     std::uint32_t pending = 0;            // deferred weight-gradient products not yet added into grad
     bool requires_grad = false;           // some input depends on a parameter
     bool grad_live = false;               // grad holds a value (it is initialised on first accumulation)
+    Precision prec = Precision::fp32;     // the precision of the node's matrix products (bf16 on a bf16 tape)
+    bool grad16_only = false;             // the gradient lives in grad16 only (cross_entropy wrote it so)
+    std::vector<bf16> grad16;             // the gradient in bf16, for the products of a bf16 node's rule
 
     // The forward value, wherever it is stored.
     const Array& val() const { return ext_value ? *ext_value : value; }
     // The gradient buffer, wherever it is stored.
     Array& gradbuf() { return ext_grad ? *ext_grad : grad; }
+    // The gradient buffer, widened from grad16 first if the gradient lives there: what every fp32 reader uses.
+    Array& fp32_grad();
 };
 
 // Time spent in one kind of op, collected when a tape profiles (see Tape::set_profiling).
@@ -121,6 +127,18 @@ public:
     // Whether ops record backward rules (false inside a NoGrad scope).
     bool grad_enabled() const { return grad_enabled_; }
     void set_grad_enabled(bool on) { grad_enabled_ = on; }
+
+    // Mixed precision: on a bf16 tape, every matrix product over more than kit::kStepRows rows (a window's input
+    // projection, the decoder, the adaptive softmax's products; not a recurrent step's) and the two products of its
+    // backward rule take bf16 operands, with fp32 products, sums, results, weights and gradients (Precision::bf16);
+    // fp32 (the default) leaves every product as it was. Ops record the precision when they are recorded. The bf16
+    // copy of a parameter is made once per recording: change parameters only between recordings (as a training loop
+    // does: backward, update, clear).
+    void set_precision(Precision p) { precision_ = p; }
+    Precision precision() const { return precision_; }
+    // A bf16 copy of an array that stays unchanged until clear() (a parameter's value, a node's value), made on the
+    // first request of the recording and kept until clear(): a weight used by forward and backward is converted once.
+    ConstMat16 bf16_of(const Array& a);
 
     // Nodes recorded since the last clear().
     std::size_t size() const { return size_; }
@@ -214,6 +232,15 @@ private:
     std::vector<Deferred> deferred_;             // capacity kept across passes
     std::vector<float> pack_a_, pack_b_;         // stacked rows of one gradient's products (capacity kept)
     StackingStats stacking_;
+
+    Precision precision_ = Precision::fp32;
+    struct Bf16Copy {
+        const float* src = nullptr;
+        std::size_t size = 0;
+        std::vector<bf16> data;                  // capacity kept across recordings
+    };
+    std::vector<Bf16Copy> bf16_copies_;          // the first bf16_used_ belong to the current recording
+    std::size_t bf16_used_ = 0;
 
     void mark_forward();                         // charges the time since the last mark to the last node
     OpTiming& timing_of(const Node& n);
