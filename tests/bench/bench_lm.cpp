@@ -1,6 +1,9 @@
-// Language-model training and evaluation throughput against the sgemm roofline measured in the same run, with a
-// per-op time breakdown, peak memory, and (with --torch) the PyTorch reference run in the same session.
+// Language-model training and evaluation throughput against the roofline of the model's own matrix products (every
+// product one batch runs, as recorded by xtgrad::gemm, timed alone in the same run with the same backends and
+// precision), with a per-op time breakdown, peak memory, and (with --torch) the PyTorch reference run in the same
+// session: fp32, or bf16 autocast for the bf16 configurations.
 //   ./build/tests/bench/bench_lm [--data DIR] [--batches N] [--warmup N] [--json FILE] [--torch] [--only NAME]
+//                                [--backend auto|openblas|onednn]
 // Each configuration runs in a child process (this program re-executed) so that peak memory is its own.
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -12,13 +15,14 @@
 #include <cstring>
 #include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
-#include <cblas.h>
 #include <fmt/core.h>
 
 #include <xtgrad/lm.hpp>
 #include <xtgrad/lib/blas.hpp>
+#include <xtgrad/lib/vmath.hpp>
 #include <xtgrad/optim/clip.hpp>
 #include <xtgrad/optim/optimizer.hpp>
 #include <xtgrad/tape/ops.hpp>
@@ -36,74 +40,58 @@ struct Config {
     bool eval;
     std::size_t batches, warmup;
     bool adaptive = false;  // adaptive softmax, cutoffs 2000, 10000, div 4
+    Precision precision = Precision::fp32;
+    std::string fp32_twin;  // bf16 configurations: the fp32 configuration they are compared with
 };
 
 std::vector<Config> configs(std::size_t n, std::size_t w) {
+    const std::size_t n650 = std::max<std::size_t>(n / 5, 5), w650 = std::max<std::size_t>(w / 3, 2);
     return {
         {"lstm-200", "LSTM", 200, 0.2f, false, n, w},
         {"gru-200", "GRU", 200, 0.2f, false, n, w},
         {"rnn_tanh-200", "RNN_TANH", 200, 0.2f, false, n, w},
-        {"lstm-650", "LSTM", 650, 0.5f, false, std::max<std::size_t>(n / 5, 5), std::max<std::size_t>(w / 3, 2)},
+        {"lstm-650", "LSTM", 650, 0.5f, false, n650, w650},
         {"eval-lstm-200", "LSTM", 200, 0.2f, true, n, w},
         {"lstm-200-adaptive", "LSTM", 200, 0.2f, false, n, w, true},
+        {"lstm-200-bf16", "LSTM", 200, 0.2f, false, n, w, false, Precision::bf16, "lstm-200"},
+        {"lstm-650-bf16", "LSTM", 650, 0.5f, false, n650, w650, false, Precision::bf16, "lstm-650"},
     };
 }
 
-// The matrix products one batch of training (or evaluation) performs: {M, N, K, transA, transB}.
-struct Gemm {
-    int M, N, K;
-    bool ta, tb;
-};
-
-std::vector<Gemm> model_gemms(const std::string& model, int H, int E, int V, int T, int B, int layers, bool eval) {
-    const int G = model == "LSTM" ? 4 : model == "GRU" ? 3 : 1, n = T * B;
-    std::vector<Gemm> g;
-    for (int l = 0; l < layers; ++l) {
-        const int in = l == 0 ? E : H;
-        g.push_back({n, G * H, in, false, true});  // input projection x W_ih^T
-        for (int t = 0; t < T; ++t) g.push_back({B, G * H, H, false, true});  // h W_hh^T
-        if (!eval) {
-            g.push_back({n, in, G * H, false, false});  // dx = g W_ih
-            g.push_back({G * H, in, n, true, false});   // dW_ih = g^T x
-            for (int t = 0; t < T; ++t) {
-                g.push_back({B, H, G * H, false, false});  // dh = g W_hh
-                g.push_back({G * H, H, B, true, false});   // dW_hh = g^T h
-            }
-        }
-    }
-    g.push_back({n, V, H, false, true});  // decoder
-    if (!eval) {
-        g.push_back({n, H, V, false, false});  // dx = g W
-        g.push_back({V, H, n, true, false});   // dW = g^T x
-    }
-    return g;
-}
-
-// Seconds per batch that sgemm alone takes for these products (median of reps), and their FLOP.
-std::pair<double, double> time_gemms(const std::vector<Gemm>& gs, int reps) {
-    std::map<std::tuple<int, int, int, bool, bool>, int> count;
-    for (const Gemm& g : gs) ++count[{g.M, g.N, g.K, g.ta, g.tb}];
+// Seconds per batch that the recorded products take alone (each distinct shape timed on its own, median of reps
+// rounds, through xtgrad::gemm with the precision it ran in), and their FLOP per batch.
+std::pair<double, double> time_products(const std::vector<GemmCall>& calls, std::size_t batches, int reps) {
+    std::map<std::tuple<std::size_t, std::size_t, std::size_t, bool, bool, Precision, float>, std::size_t> count;
+    for (const GemmCall& g : calls) ++count[{g.m, g.n, g.k, g.transA, g.transB, g.precision, g.beta}];
     double total = 0.0, flop = 0.0;
     Rng rng(1);
-    for (const auto& [k, c] : count) {
-        const auto [M, N, K, ta, tb] = k;
-        std::vector<float> A(static_cast<std::size_t>(M) * K), Bm(static_cast<std::size_t>(K) * N),
-            C(static_cast<std::size_t>(M) * N);
-        for (float& v : A) v = rng.uniform(-1, 1);
-        for (float& v : Bm) v = rng.uniform(-1, 1);
+    for (const auto& [key, c] : count) {
+        const auto [M, N, K, ta, tb, prec, beta] = key;
+        const std::size_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+        Array A({ar, ac}), B({br, bc}), C({M, N}, 0.0f);
+        fill_uniform(A, rng, -1, 1);
+        fill_uniform(B, rng, -1, 1);
+        std::vector<bf16> A16(A.size()), B16(B.size());
+        vmath::to_bf16(A.data(), A16.data(), A.size());
+        vmath::to_bf16(B.data(), B16.data(), B.size());
+        const std::size_t per = std::min<std::size_t>(c, 35);
         std::vector<double> ts;
         for (int r = 0; r < reps + 2; ++r) {
             const double t0 = now();
-            for (int i = 0; i < std::min(c, 35); ++i)
-                cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f,
-                            A.data(), ta ? M : K, Bm.data(), tb ? K : N, 1.0f, C.data(), N);
-            if (r >= 2) ts.push_back((now() - t0) / std::min(c, 35));
+            for (std::size_t i = 0; i < per; ++i) {
+                if (prec == Precision::bf16)
+                    gemm("roofline", ConstMat16{A16.data(), ar, ac, ac}, ta, ConstMat16{B16.data(), br, bc, bc}, tb,
+                         mat(C), 1.0f, beta);
+                else
+                    gemm("roofline", cmat(A), ta, cmat(B), tb, mat(C), 1.0f, beta);
+            }
+            if (r >= 2) ts.push_back((now() - t0) / static_cast<double>(per));
         }
         std::sort(ts.begin(), ts.end());
-        total += ts[ts.size() / 2] * c;
-        flop += 2.0 * M * N * K * c;
+        total += ts[ts.size() / 2] * static_cast<double>(c);
+        flop += 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) * static_cast<double>(c);
     }
-    return {total, flop};
+    return {total / static_cast<double>(batches), flop / static_cast<double>(batches)};
 }
 
 std::string category(const std::string& key, std::size_t V, std::size_t B) {
@@ -148,6 +136,8 @@ int run_child(const Config& c, const std::string& data) {
     std::vector<Parameter*> params = model.parameters();
     SGD opt(params, 20.0);
     Tape tape;
+    tape.set_precision(c.precision);
+    std::vector<GemmCall> calls;
     RecurrentState hidden;
     Ids in, tg;
     double t_start = 0.0, t_opt = 0.0, t_clip = 0.0;
@@ -159,6 +149,7 @@ int run_child(const Config& c, const std::string& data) {
             t_opt = t_clip = 0.0;
             tape.reset_profile();
             tape.set_profiling(true);
+            record_gemm_calls(&calls);
         }
         const std::size_t n = get_batch(batched, (b * T) % (batched.steps - T - 1), T, in, tg);
         tape.clear();
@@ -187,12 +178,9 @@ int run_child(const Config& c, const std::string& data) {
     tape.clear();
     const double elapsed = now() - t_start;
     tape.set_profiling(false);
+    record_gemm_calls(nullptr);
 
-    // the roofline counts the full-softmax decoder; for the adaptive softmax it is not computed
-    const auto [gemm_s, gemm_flop] = c.adaptive ? std::pair<double, double>{0.0, 0.0} :
-        time_gemms(model_gemms(c.model, static_cast<int>(c.size), static_cast<int>(c.size), static_cast<int>(cfg.vocab),
-                               static_cast<int>(T), static_cast<int>(B), 2, c.eval),
-                   3);
+    const auto [gemm_s, gemm_flop] = time_products(calls, c.batches, 3);
     const double per_batch = elapsed / static_cast<double>(c.batches);
     std::map<std::string, double> cats;
     double profiled = 0.0;
@@ -256,6 +244,7 @@ std::pair<double, double> torch_run(const Config& c, const std::string& data, co
                                      "--data", data, "--threads", "2", "--model", c.model, "--emsize",
                                      std::to_string(c.size), "--nhid", std::to_string(c.size), "--dropout",
                                      fmt::format("{}", c.dropout), "--epochs", "1"};
+    if (c.precision == Precision::bf16) argv.push_back("--bf16");
     if (c.eval) {
         argv.insert(argv.end(), {"--eval_only", "--eval_max_batches", std::to_string(c.warmup + c.batches)});
     } else {
@@ -270,10 +259,16 @@ std::pair<double, double> torch_run(const Config& c, const std::string& data, co
     return {tps, static_cast<double>(r.peak_kb) / 1024.0};
 }
 
+GemmBackend parse_backend(const std::string& b) {
+    if (b == "openblas") return GemmBackend::openblas;
+    if (b == "onednn") return GemmBackend::onednn;
+    return GemmBackend::automatic;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string data = "../shared/data/wikitext-2", json, only, bench = "../shared/bench", child;
+    std::string data = "../shared/data/wikitext-2", json, only, bench = "../shared/bench", child, backend = "auto";
     std::size_t batches = 50, warmup = 10;
     bool torch = false;
     for (int i = 1; i < argc; ++i) {
@@ -281,17 +276,23 @@ int main(int argc, char** argv) {
         auto next = [&]() { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
         if (a == "--data") data = next();
         else if (a == "--json") json = next();
-        else if (a == "--only") only = next();
+        else if (a == "--only") only = "," + next() + ",";
         else if (a == "--batches") batches = std::stoul(next());
         else if (a == "--warmup") warmup = std::stoul(next());
         else if (a == "--torch") torch = true;
         else if (a == "--bench") bench = next();
         else if (a == "--child") child = next();
+        else if (a == "--backend") backend = next();
         else {
             fmt::print(stderr, "bench_lm: unknown argument {}\n", a);
             return 2;
         }
     }
+    if (backend != "auto" && backend != "openblas" && backend != "onednn") {
+        fmt::print(stderr, "bench_lm: --backend must be auto, openblas or onednn, got {}\n", backend);
+        return 2;
+    }
+    set_gemm_backend(parse_backend(backend));
     const std::vector<Config> all = configs(batches, warmup);
     if (!child.empty()) {
         for (const Config& c : all)
@@ -302,30 +303,27 @@ int main(int argc, char** argv) {
     const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) return 1;
     self[n] = '\0';
-    fmt::print("OpenBLAS threads {} | data {} | {} timed batches after {} warm-up (medium LSTM: {} after {})\n",
-               blas_threads(), data, batches, warmup, all[3].batches, all[3].warmup);
+    fmt::print("{} | backend {} | data {} | {} timed batches after {} warm-up (medium LSTM: {} after {})\n",
+               gemm_backend_info(), backend, data, batches, warmup, all[3].batches, all[3].warmup);
     std::string results = "[";
-    double full_softmax_tps = 0.0;
+    std::map<std::string, std::pair<double, double>> seen;  // name -> xtgrad tok/s, PyTorch tok/s
     for (const Config& c : all) {
-        if (!only.empty() && c.name != only) continue;
+        if (!only.empty() && only.find("," + c.name + ",") == std::string::npos) continue;
         const ChildResult r = spawn({self, "--child", c.name, "--data", data, "--batches", std::to_string(batches),
-                                     "--warmup", std::to_string(warmup)});
+                                     "--warmup", std::to_string(warmup), "--backend", backend});
         if (r.rc != 0) {
             fmt::print("{}: failed (exit {})\n", c.name, r.rc);
             continue;
         }
         std::string line = r.out.substr(0, r.out.find('\n'));
-        if (c.adaptive)
-            fmt::print("\n{:<14} {:>9.0f} tok/s | {:>7.1f} ms/batch | peak {:.0f} MB | {:.2f}x the full softmax\n", c.name,
-                       json_num(line, "tokens_per_s"), json_num(line, "ms_per_batch"), json_num(line, "peak_rss_mb"),
-                       full_softmax_tps > 0 ? json_num(line, "tokens_per_s") / full_softmax_tps : 0.0);
-        else
-            fmt::print("\n{:<14} {:>9.0f} tok/s | {:>7.1f} ms/batch | {:>6.1f} GFLOP/s = {:.0f}% of sgemm ({:.1f} GFLOP/s, "
-                       "{:.1f} ms/batch) | peak {:.0f} MB\n",
-                       c.name, json_num(line, "tokens_per_s"), json_num(line, "ms_per_batch"), json_num(line, "gflops"),
-                       100 * json_num(line, "fraction_of_sgemm"), json_num(line, "sgemm_gflops"),
-                       json_num(line, "sgemm_ms_per_batch"), json_num(line, "peak_rss_mb"));
-        if (c.name == "lstm-200") full_softmax_tps = json_num(line, "tokens_per_s");
+        const double ours = json_num(line, "tokens_per_s");
+        fmt::print("\n{:<17} {:>7.0f} tok/s | {:>7.1f} ms/batch | {:>6.1f} GFLOP/s = {:.0f}% of the roofline (products "
+                   "alone: {:.1f} GFLOP/s, {:.1f} ms/batch) | peak {:.0f} MB\n",
+                   c.name, ours, json_num(line, "ms_per_batch"), json_num(line, "gflops"),
+                   100 * json_num(line, "fraction_of_sgemm"), json_num(line, "sgemm_gflops"),
+                   json_num(line, "sgemm_ms_per_batch"), json_num(line, "peak_rss_mb"));
+        if (c.adaptive && seen.count("lstm-200"))
+            fmt::print("    {:.2f}x the full softmax\n", ours / seen["lstm-200"].first);
         const std::size_t bp = line.find("\"breakdown_ms\":{");
         std::string bd = line.substr(bp + 16, line.rfind('}') - bp - 17);
         for (std::size_t s = 0; s < bd.size();) {
@@ -336,13 +334,24 @@ int main(int argc, char** argv) {
             if (e == std::string::npos) break;
             s = e + 1;
         }
+        double tps = 0.0;
         if (torch && !c.adaptive) {
-            const auto [tps, peak] = torch_run(c, data, bench);
-            const double ours = json_num(line, "tokens_per_s");
-            fmt::print("    PyTorch (tuned) {:.0f} tok/s, peak {:.0f} MB | xtgrad/PyTorch speed {:.2f}x, memory {:.2f}x\n", tps,
-                       peak, tps > 0 ? ours / tps : 0.0, peak > 0 ? json_num(line, "peak_rss_mb") / peak : 0.0);
+            double peak = 0.0;
+            std::tie(tps, peak) = torch_run(c, data, bench);
+            fmt::print("    PyTorch ({}) {:.0f} tok/s, peak {:.0f} MB | xtgrad/PyTorch speed {:.2f}x, memory {:.2f}x\n",
+                       c.precision == Precision::bf16 ? "bf16 autocast" : "fp32, tuned", tps, peak,
+                       tps > 0 ? ours / tps : 0.0, peak > 0 ? json_num(line, "peak_rss_mb") / peak : 0.0);
             line.insert(line.size() - 1, fmt::format(R"(,"torch_tokens_per_s":{:.1f},"torch_peak_rss_mb":{:.1f})", tps, peak));
         }
+        if (!c.fp32_twin.empty() && seen.count(c.fp32_twin)) {
+            const auto [fp32_ours, fp32_torch] = seen[c.fp32_twin];
+            fmt::print("    bf16: {:.2f}x xtgrad fp32 ({})", ours / fp32_ours, c.fp32_twin);
+            if (fp32_torch > 0) fmt::print(", {:.2f}x PyTorch fp32", ours / fp32_torch);
+            if (tps > 0) fmt::print(", {:.2f}x PyTorch bf16 autocast (PyTorch's own bf16 speed-up {:.2f}x)", ours / tps,
+                                    fp32_torch > 0 ? tps / fp32_torch : 0.0);
+            fmt::print("\n");
+        }
+        seen[c.name] = {ours, tps};
         results += (results.size() > 1 ? ",\n" : "\n") + line;
     }
     results += "\n]\n";
