@@ -13,6 +13,7 @@
 #endif
 
 #include <xtgrad/lib/error.hpp>
+#include <xtgrad/lib/parallel.hpp>
 #include <xtgrad/lib/vmath.hpp>
 
 namespace xtgrad {
@@ -261,6 +262,7 @@ void set_blas_threads(int n) {
     if (n < 1) throw ConfigError(fmt::format("BLAS thread count must be >= 1 (got {})", n));
     openblas_set_num_threads(n);
     omp_set_num_threads(n);
+    set_parallel_threads(static_cast<std::size_t>(n));
 }
 #else
 bool onednn_built() { return false; }
@@ -272,6 +274,7 @@ std::string gemm_backend_info() {
 void set_blas_threads(int n) {
     if (n < 1) throw ConfigError(fmt::format("BLAS thread count must be >= 1 (got {})", n));
     openblas_set_num_threads(n);
+    set_parallel_threads(static_cast<std::size_t>(n));
 }
 #endif
 

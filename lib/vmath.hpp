@@ -43,7 +43,7 @@ void scaled_exp_bf16(const float* x, std::uint16_t* y, std::size_t n, float shif
 // y[i] += a x[i], x in bf16 (xtgrad::bf16)
 void axpy_bf16(float a, const std::uint16_t* x, float* y, std::size_t n);
 
-// sum x[i]^2, accumulated in double across blocks (vectorised within a block)
+// sum x[i]^2: exact squares summed in double lanes (vectorised)
 double sum_squares(const float* x, std::size_t n);
 // x[i] *= c
 void scale(float* x, std::size_t n, float c);

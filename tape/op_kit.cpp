@@ -83,6 +83,20 @@ Array* acc_raw(Tape& t, std::uint32_t i, bool& fresh) {
     return &g;
 }
 
+void acc_rows(Tape& t, std::uint32_t i, const Ids& rows, const Array& g) {
+    Node& n = t.at(i);
+    if (!n.requires_grad) return;
+    Parameter* p = n.param;
+    const bool sparse = p && p->rows.track && p->rows.valid && p->rows.listed.size() == p->grad.shape()[0];
+    Array* G = sparse ? &p->grad : acc_buf(t, i);
+    const std::size_t E = g.shape()[1];
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+        const auto r = static_cast<std::size_t>(rows[k]);
+        vmath::axpy(1.0f, g.data() + k * E, G->data() + r * E, E);
+        if (sparse) p->note_grad_row(r);
+    }
+}
+
 void acc_gemm(Tape& t, std::uint32_t i, const char* who, ConstMat A, bool transA, ConstMat B, bool transB) {
     bool fresh;
     Array* G = acc_raw(t, i, fresh);

@@ -69,6 +69,10 @@ void acc_map(Tape& t, std::uint32_t i, F f) {
         for (std::size_t k = 0; k < n; ++k) g[k] += f(k);
 }
 
+// G[rows[k], :] += g[k, :] for input i (a row scatter, as gather's rule does); a parameter whose rows are tracked
+// (Parameter::rows) stays row-sparse and lists the rows.
+void acc_rows(Tape& t, std::uint32_t i, const Ids& rows, const Array& g);
+
 // G (+)= op(A) op(B) for input i, one sgemm (beta = 0 on a fresh buffer, 1 otherwise); `who` names it on errors.
 void acc_gemm(Tape& t, std::uint32_t i, const char* who, ConstMat A, bool transA, ConstMat B, bool transB);
 // The same with bf16 operands (fp32 accumulation into the fp32 gradient).

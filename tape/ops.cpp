@@ -13,6 +13,7 @@
 
 #include <xtgrad/lib/blas.hpp>
 #include <xtgrad/lib/error.hpp>
+#include <xtgrad/lib/parallel.hpp>
 #include <xtgrad/lib/vmath.hpp>
 
 namespace xtgrad {
@@ -20,6 +21,11 @@ namespace xtgrad {
 using namespace kit;
 
 namespace {
+
+// Rows of a (rows x cols) pass per thread at least: about 64K entries, so that waking a helper pays.
+std::size_t rows_grain(std::size_t cols) {
+    return std::max<std::size_t>(1, (std::size_t{1} << 16) / std::max<std::size_t>(cols, 1));
+}
 
 // y = a * x + b: the one rule behind scale, add_scalar and neg.
 Var linear_scalar(const char* op, Var x, float a, float b) {
@@ -744,16 +750,7 @@ Var gather(Var table, const Ids& ids) {
             throw IndexError(fmt::format("gather: id {} at position {} is outside [0, {}) of table {}", ids[i], i, V,
                                          shape_str(T)));
     }
-    Node& y = t.record("gather", {table}, [](Tape& t, Node& y) {
-        Array* G = acc_buf(t, y.in[0]);
-        if (!G) return;
-        const std::size_t E = y.grad.shape()[1];
-        for (std::size_t i = 0; i < y.ids.size(); ++i) {
-            float* d = G->data() + static_cast<std::size_t>(y.ids[i]) * E;
-            const float* s = y.grad.data() + i * E;
-            for (std::size_t c = 0; c < E; ++c) d[c] += s[c];
-        }
-    });
+    Node& y = t.record("gather", {table}, [](Tape& t, Node& y) { acc_rows(t, y.in[0], y.ids, y.grad); });
     y.ids.assign(ids.begin(), ids.end());
     ensure_shape(y.value, {ids.size(), E});
     for (std::size_t i = 0; i < ids.size(); ++i)
@@ -856,43 +853,47 @@ Var cross_entropy(Var logits, const Ids& targets, Reduction reduction, int ignor
         const Array& X = t.at(y.in[0]).val();
         const std::size_t n = X.shape()[0], V = X.shape()[1];
         const float s = y.grad(0, 0) * y.f0;
+        const auto ignored = [&y](std::size_t i) { return y.ids[i] == static_cast<std::int32_t>(y.i0); };
         if (bf16* d16 = acc_raw16(t, y.in[0])) {  // bf16 logits: their gradient is written in bf16 directly
-            for (std::size_t i = 0; i < n; ++i) {
-                bf16* d = d16 + i * V;
-                const float* x = X.data() + i * V;
-                const std::int32_t target = y.ids[i];
-                if (target == static_cast<std::int32_t>(y.i0)) {
-                    std::fill(d, d + V, bf16{0});
-                    continue;
+            parallel_for(n, rows_grain(V), [&](std::size_t r0, std::size_t r1) {
+                for (std::size_t i = r0; i < r1; ++i) {
+                    bf16* d = d16 + i * V;
+                    const float* x = X.data() + i * V;
+                    if (ignored(i)) {
+                        std::fill(d, d + V, bf16{0});
+                        continue;
+                    }
+                    vmath::scaled_exp_bf16(x, d, V, y.aux(i, 0), s);
+                    d[y.ids[i]] = float_to_bf16(s * std::exp(x[y.ids[i]] - y.aux(i, 0)) - s);  // rounded once
                 }
-                vmath::scaled_exp_bf16(x, d, V, y.aux(i, 0), s);
-                d[target] = float_to_bf16(s * std::exp(x[target] - y.aux(i, 0)) - s);  // rounded once
-            }
+            });
             return;
         }
         bool fresh;
         Array* G = acc_raw(t, y.in[0], fresh);
         if (!G) return;
-        for (std::size_t i = 0; i < n; ++i) {
-            float* d = G->data() + i * V;
-            if (y.ids[i] == static_cast<std::int32_t>(y.i0)) {
-                if (fresh) std::fill(d, d + V, 0.0f);
-                continue;
+        parallel_for(n, rows_grain(V), [&](std::size_t r0, std::size_t r1) {
+            for (std::size_t i = r0; i < r1; ++i) {
+                float* d = G->data() + i * V;
+                if (ignored(i)) {
+                    if (fresh) std::fill(d, d + V, 0.0f);
+                    continue;
+                }
+                vmath::scaled_exp(X.data() + i * V, d, V, y.aux(i, 0), s, !fresh);
+                d[y.ids[i]] -= s;
             }
-            vmath::scaled_exp(X.data() + i * V, d, V, y.aux(i, 0), s, !fresh);
-            d[y.ids[i]] -= s;
-        }
+        });
     });
     y.ids.assign(targets.begin(), targets.end());
     y.i0 = ignore_index;
     y.f0 = reduction == Reduction::mean ? (count ? 1.0f / static_cast<float>(count) : 0.0f) : 1.0f;
     ensure_shape(y.aux, {n, 1});
-    double total = 0.0;
-    for (std::size_t i = 0; i < n; ++i) {
-        const float lse = vmath::logsumexp(X.data() + i * V, V);
-        y.aux(i, 0) = lse;
-        if (targets[i] != ignore_index) total += static_cast<double>(lse) - X(i, targets[i]);
-    }
+    parallel_for(n, rows_grain(V), [&](std::size_t r0, std::size_t r1) {
+        for (std::size_t i = r0; i < r1; ++i) y.aux(i, 0) = vmath::logsumexp(X.data() + i * V, V);
+    });
+    double total = 0.0;  // in row order, whatever the threads
+    for (std::size_t i = 0; i < n; ++i)
+        if (targets[i] != ignore_index) total += static_cast<double>(y.aux(i, 0)) - X(i, targets[i]);
     y.f64 = reduction == Reduction::mean ? (count ? total / static_cast<double>(count) : 0.0) : total;
     out(y, {1, 1})(0, 0) = static_cast<float>(y.f64);
     return t.var(y);

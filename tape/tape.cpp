@@ -8,6 +8,7 @@
 
 #include <xtgrad/lib/blas.hpp>
 #include <xtgrad/lib/error.hpp>
+#include <xtgrad/lib/parallel.hpp>
 #include <xtgrad/lib/vmath.hpp>
 
 namespace xtgrad {
@@ -19,11 +20,40 @@ Parameter::Parameter(std::string n, Array v, std::vector<std::size_t> exported)
 }
 
 void Parameter::zero_grad() {
-    ensure_shape(grad, shape_of(value));
-    grad.fill(0.0f);
+    if (grad.shape() != value.shape()) {
+        ensure_shape(grad, shape_of(value));
+        rows.valid = false;
+    }
+    float* g = grad.data();
+    for_each_live_grad([g](std::size_t off, std::size_t n) {
+        parallel_for(n, std::size_t{1} << 16, [&](std::size_t b, std::size_t e) { std::fill(g + off + b, g + off + e, 0.0f); });
+    });
+    grad_zeroed();
+}
+
+void Parameter::grad_zeroed() {
+    if (rows.track) {
+        if (rows.listed.size() != grad.shape()[0] || !rows.valid)
+            rows.listed.assign(grad.shape()[0], 0);
+        else
+            for (std::uint32_t r : rows.list) rows.listed[r] = 0;
+        rows.list.clear();
+    }
+    rows.valid = true;
+}
+
+void Parameter::track_grad_rows(bool on) {
+    rows.track = on;
+    rows.valid = false;  // until the next zero_grad proves grad zero
+    if (on) {
+        rows.list.clear();
+        rows.listed.assign(grad.shape()[0], 0);
+        rows.valid = true;
+    }
 }
 
 Array& Node::fp32_grad() {
+    if (param) param->grad_dense();
     Array& g = gradbuf();
     if (grad16_only) {
         ensure_shape(g, shape_of(val()));
@@ -106,6 +136,7 @@ Node& Tape::push(const char* op) {
     n.index = static_cast<std::uint32_t>(size_);
     n.ext_value = nullptr;
     n.ext_grad = nullptr;
+    n.param = nullptr;
     n.in.clear();
     n.backward = nullptr;
     n.f0 = 0.0f;
@@ -125,6 +156,7 @@ Var Tape::param(Parameter& p) {
     Node& n = push("param");
     n.ext_value = &p.value;
     n.ext_grad = &p.grad;
+    n.param = &p;
     n.requires_grad = grad_enabled_;
     n.grad_live = true;  // a parameter's gradient always holds a value: backward adds to it
     return var(n);

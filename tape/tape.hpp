@@ -23,14 +23,48 @@ struct Parameter {
     Array grad;                             // dLoss/dvalue, accumulated by every backward pass
     std::vector<std::size_t> export_shape;  // shape as saved to files (e.g. PyTorch's 1-D bias); empty: value's
 
+    // Which rows of grad can be non-zero, for a parameter whose gradient reaches few rows (an embedding table, whose
+    // layer turns `track` on). While `valid`, every row not in `list` is exactly zero: zero_grad, clipping and
+    // plain SGD then touch the listed rows only. The tape keeps it (a lookup lists its rows; any other write into
+    // grad makes it dense: valid = false until the next zero_grad). Code that writes grad itself calls grad_dense().
+    struct GradRows {
+        bool track = false;
+        bool valid = true;
+        std::vector<std::uint32_t> list;   // rows that may be non-zero, in the order first reached
+        std::vector<std::uint8_t> listed;  // per row: in list
+    } rows;
+
     Parameter() = default;
     // A named parameter with the given value and a zero gradient of the same shape.
     Parameter(std::string n, Array v, std::vector<std::size_t> exported = {});
 
-    // Sets the gradient to zero (keeps its buffer).
+    // Sets the gradient to zero (keeps its buffer; only the listed rows when rows are tracked and valid).
     void zero_grad();
     // Number of scalars.
     std::size_t size() const { return value.size(); }
+
+    // Calls f(offset, count) over the spans of grad (and of value, at the same offsets) that can hold a non-zero
+    // gradient: the listed rows, or the whole array.
+    template <class F>
+    void for_each_live_grad(F f) const {
+        const std::size_t cols = grad.shape()[1];
+        if (rows.track && rows.valid)
+            for (std::uint32_t r : rows.list) f(static_cast<std::size_t>(r) * cols, cols);
+        else
+            f(std::size_t{0}, grad.size());
+    }
+    // Lists row r of grad as possibly non-zero (a row-scatter into a tracked gradient).
+    void note_grad_row(std::size_t r) {
+        if (rows.listed[r]) return;
+        rows.listed[r] = 1;
+        rows.list.push_back(static_cast<std::uint32_t>(r));
+    }
+    // Says that grad was written outside its listed rows: every row may be non-zero until zero_grad().
+    void grad_dense() { rows.valid = false; }
+    // Says that every live span of grad was just set to zero (by an optimiser's fused step): grad is all zero.
+    void grad_zeroed();
+    // Turns row tracking on or off (on: grad must be all zero, as after zero_grad()).
+    void track_grad_rows(bool on);
 };
 
 // A handle to one value recorded on a tape: which tape, which node, which recording.
@@ -64,6 +98,7 @@ struct Node {
     Array scratch;                        // per-op temporary used by backward
     const Array* ext_value = nullptr;     // parameter or borrowed leaf: the array it reads
     Array* ext_grad = nullptr;            // parameter leaf: the parameter's gradient
+    Parameter* param = nullptr;           // parameter leaf: the parameter
     std::vector<std::uint32_t> in;        // input node indices
     Ids ids;                              // integer data (targets, gathered ids)
     BackwardFn backward = nullptr;        // null for leaves and for nodes needing no gradient
@@ -81,7 +116,8 @@ struct Node {
     const Array& val() const { return ext_value ? *ext_value : value; }
     // The gradient buffer, wherever it is stored.
     Array& gradbuf() { return ext_grad ? *ext_grad : grad; }
-    // The gradient buffer, widened from grad16 first if the gradient lives there: what every fp32 reader uses.
+    // The gradient buffer for fp32 rules: widened from grad16 first if the gradient lives there; a parameter's marked
+    // dense (Parameter::grad_dense), as any rule may write all of it.
     Array& fp32_grad();
 };
 
