@@ -6,10 +6,12 @@
 
 namespace xtgrad {
 
-double evaluate(RNNLM& model, const Batched& data, std::size_t bptt, std::size_t max_batches) {
+double evaluate(RNNLM& model, const Batched& data, std::size_t bptt, std::size_t max_batches,
+                Precision precision) {
     if (data.steps < 2)
         throw ConfigError(fmt::format("evaluation split has {} steps of batch {}: too short", data.steps, data.batch));
     Tape tape;
+    tape.set_precision(precision);
     NoGrad ng(tape);
     Rng unused(0);
     Ctx c{tape, unused, false};

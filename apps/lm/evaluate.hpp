@@ -13,7 +13,9 @@ inline double perplexity(double mean_loss) { return std::exp(mean_loss); }
 
 // Mean per-token cross-entropy of a model over a batchified split, as the example computes it: the sum over
 // windows of len * mean loss, divided by the rows seen, the state carried across windows; no dropout, no
-// gradient. max_batches > 0 stops early. Throws ConfigError when the split is shorter than two steps.
-double evaluate(RNNLM& model, const Batched& data, std::size_t bptt, std::size_t max_batches = 0);
+// gradient. max_batches > 0 stops early; `precision` is the matrix products' (Tape::set_precision). Throws
+// ConfigError when the split is shorter than two steps.
+double evaluate(RNNLM& model, const Batched& data, std::size_t bptt, std::size_t max_batches = 0,
+                Precision precision = Precision::fp32);
 
 }  // namespace xtgrad

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <xtgrad/apps/lm/config.hpp>
+#include <xtgrad/lib/blas.hpp>
 
 namespace xtgrad {
 
@@ -39,6 +40,7 @@ struct TrainOptions {
     std::size_t log_interval = 200, checkpoint_interval = 1000, stop_after = 0;
     std::string save = "model.safetensors", init, resume;
     std::size_t threads = 0;
+    std::string precision = "fp32";        // fp32 or bf16 (the matrix products' operands)
     bool quiet = false;
 
     // The model architecture these options ask for (vocab and order are the data's, filled in by the trainer).
@@ -120,8 +122,15 @@ void visit_train_options(TrainOptions& o, Visitor&& v) {
     v(Field{"init", "start from these weights (PyTorch example names, safetensors)"}, o.init);
     v(Field{"resume", "continue the run of this resume point exactly", K::invocation}, o.resume);
     v(Field{"threads", "BLAS threads (0: OpenBLAS's default)", K::invocation, 0, 256}, o.threads);
+    v(Field{"precision", "matrix products: fp32, or bf16 (bf16 operands for the decoder and the input projections, "
+                         "fp32 accumulation, weights and optimiser state; needs oneDNN and AVX512_BF16 or AMX)"},
+      o.precision);
     v(Field{"quiet", "no progress lines", K::invocation}, o.quiet);
 }
+
+// The precision a --precision value names ("fp32" or "bf16"); throws ConfigError naming the flag for any other
+// value, and for bf16 where its products would not run on bf16 instructions (no oneDNN, or no AVX512_BF16/AMX).
+Precision parse_precision(const std::string& value);
 
 // The options as a JSON object text keyed by flag name (what a resume point records), and back. from_json throws
 // FileError naming `context` and the key on a missing, mistyped or out-of-bounds value.

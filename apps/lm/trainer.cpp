@@ -83,6 +83,7 @@ Trainer::Trainer(const TrainOptions& options, const Registry& registry, std::ost
     probe.vocab = 1;  // the real size comes from the data; checked here for the other settings
     probe.validate();
     if (o_.threads > 0) set_blas_threads(static_cast<int>(o_.threads));
+    s_->tape.set_precision(parse_precision(o_.precision));  // training's products; evaluation stays fp32
 }
 
 Trainer::~Trainer() = default;
