@@ -21,6 +21,7 @@ struct TypeMasks {
 Embedding::Embedding(const std::string& name, std::size_t vocab, std::size_t dim, Rng& rng)
     : weight(name + ".weight", vocab, dim) {
     fill_normal(weight.value, rng, 0.0f, 1.0f);
+    weight.track_grad_rows(true);  // a window reaches few of the vocabulary's rows
 }
 
 Var Embedding::operator()(Ctx& c, const Ids& ids) { return gather(c.tape.param(weight), ids); }

@@ -1,5 +1,7 @@
 #include <xtgrad/lib/vmath.hpp>
 
+#include <xtgrad/lib/bf16.hpp>
+
 #include <algorithm>
 #include <cmath>
 
@@ -8,6 +10,9 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 #include <xsimd/xsimd.hpp>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace xtgrad::vmath {
 
@@ -168,21 +173,50 @@ void scaled_exp(const float* x, float* y, std::size_t n, float shift, float scal
     }
 }
 
-double sum_squares(const float* x, std::size_t n) {
-    double total = 0.0;
-    constexpr std::size_t block = 4096;  // float partial sums stay accurate over a block
-    for (std::size_t b0 = 0; b0 < n; b0 += block) {
-        const std::size_t b1 = std::min(n, b0 + block);
-        B acc(0.0f);
-        std::size_t i = b0;
-        for (; i + W <= b1; i += W) {
-            const B v = B::load_unaligned(x + i);
-            acc = xsimd::fma(v, v, acc);
-        }
-        double part = xsimd::hadd(acc);
-        for (; i < b1; ++i) part += static_cast<double>(x[i]) * x[i];
-        total += part;
+void scaled_exp_bf16(const float* x, std::uint16_t* y, std::size_t n, float shift, float scale) {
+    constexpr std::size_t chunk = 1024;  // through an L1-resident float buffer
+    alignas(64) float buf[chunk];
+    for (std::size_t i0 = 0; i0 < n; i0 += chunk) {
+        const std::size_t m = std::min(chunk, n - i0);
+        scaled_exp(x + i0, buf, m, shift, scale, false);
+        for (std::size_t i = 0; i < m; ++i) y[i0 + i] = float_to_bf16(buf[i]);
     }
+}
+
+void to_bf16(const float* x, std::uint16_t* y, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) y[i] = float_to_bf16(x[i]);
+}
+
+void from_bf16(const std::uint16_t* x, float* y, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) y[i] = bf16_to_float(x[i]);
+}
+
+void axpy_bf16(float a, const std::uint16_t* x, float* y, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) y[i] += a * bf16_to_float(x[i]);
+}
+
+double sum_squares(const float* x, std::size_t n) {
+    // Each square is exact in double (24 x 24 bits < 53) and the sums round at 2^-53: the result hardly depends on
+    // how an array is split (a row-sparse gradient's rows one by one, or the whole table).
+    double total = 0.0;
+    std::size_t i = 0;
+#if defined(__AVX512F__)
+    __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+    for (; i + 32 <= n; i += 32) {  // four independent chains keep enough loads in flight
+        const __m512d v0 = _mm512_cvtps_pd(_mm256_loadu_ps(x + i)), v1 = _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8));
+        const __m512d v2 = _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 16)), v3 = _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 24));
+        a0 = _mm512_fmadd_pd(v0, v0, a0);
+        a1 = _mm512_fmadd_pd(v1, v1, a1);
+        a2 = _mm512_fmadd_pd(v2, v2, a2);
+        a3 = _mm512_fmadd_pd(v3, v3, a3);
+    }
+    total = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
+#endif
+    double s[8] = {};
+    for (; i + 8 <= n; i += 8)
+        for (std::size_t j = 0; j < 8; ++j) s[j] += static_cast<double>(x[i + j]) * x[i + j];
+    for (; i < n; ++i) s[0] += static_cast<double>(x[i]) * x[i];
+    for (double v : s) total += v;
     return total;
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace xtgrad::vmath {
 
@@ -33,7 +34,16 @@ float logsumexp(const float* x, std::size_t n);
 // y[i] += scale * exp(x[i] - shift)      (accumulate = true)
 void scaled_exp(const float* x, float* y, std::size_t n, float shift, float scale, bool accumulate);
 
-// sum x[i]^2, accumulated in double across blocks (vectorised within a block)
+// y[i] = x[i] rounded to bf16 (xtgrad::bf16, lib/bf16.hpp): to nearest, ties to even
+void to_bf16(const float* x, std::uint16_t* y, std::size_t n);
+// y[i] = x[i] widened from bf16 (exact)
+void from_bf16(const std::uint16_t* x, float* y, std::size_t n);
+// y[i] = bf16(scale * exp(x[i] - shift)), y in bf16, rounded to nearest even
+void scaled_exp_bf16(const float* x, std::uint16_t* y, std::size_t n, float shift, float scale);
+// y[i] += a x[i], x in bf16 (xtgrad::bf16)
+void axpy_bf16(float a, const std::uint16_t* x, float* y, std::size_t n);
+
+// sum x[i]^2: exact squares summed in double lanes (vectorised)
 double sum_squares(const float* x, std::size_t n);
 // x[i] *= c
 void scale(float* x, std::size_t n, float c);

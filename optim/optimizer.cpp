@@ -7,10 +7,14 @@
 #include <fmt/core.h>
 
 #include <xtgrad/lib/error.hpp>
+#include <xtgrad/lib/parallel.hpp>
+#include <xtgrad/lib/vmath.hpp>
 
 namespace xtgrad {
 
 namespace {
+constexpr std::size_t kParallelGrain = std::size_t{1} << 16;  // entries per thread at least
+
 void check_nonneg(const char* opt, const char* what, double v) {
     if (!(v >= 0.0) || !std::isfinite(v)) throw ConfigError(fmt::format("{}: {} must be >= 0, got {}", opt, what, v));
 }
@@ -70,22 +74,41 @@ SGD::SGD(std::vector<Parameter*> params, double lr_, double momentum_, double we
     if (momentum > 0.0) add_slot("momentum_buffer");
 }
 
-void SGD::step() {
+void SGD::step() { update(false); }
+
+void SGD::step_and_zero_grad() { update(true); }
+
+void SGD::update(bool zero) {
     const auto lr_f = static_cast<float>(lr), wd = static_cast<float>(weight_decay), mu = static_cast<float>(momentum),
                damp = 1.0f - static_cast<float>(dampening);
     for (std::size_t i = 0; i < params_.size(); ++i) {
-        float* p = params_[i]->value.data();
-        const float* g = params_[i]->grad.data();
+        Parameter& P = *params_[i];
+        float* p = P.value.data();
+        float* g = P.grad.data();
         float* b = momentum > 0.0 ? slot(0, i).data() : nullptr;
-        const std::size_t n = params_[i]->size();
-        for (std::size_t k = 0; k < n; ++k) {
-            float d = g[k] + wd * p[k];
-            if (b) {
-                b[k] = step_ == 0 ? d : mu * b[k] + damp * d;
-                d = nesterov ? d + mu * b[k] : b[k];
+        const auto part = [&](std::size_t off, std::size_t n) {
+            if (!b && wd == 0.0f) {  // p -= lr g, vectorised
+                vmath::axpy(-lr_f, g + off, p + off, n);
+            } else {
+                for (std::size_t k = off; k < off + n; ++k) {
+                    float d = g[k] + wd * p[k];
+                    if (b) {
+                        b[k] = step_ == 0 ? d : mu * b[k] + damp * d;
+                        d = nesterov ? d + mu * b[k] : b[k];
+                    }
+                    p[k] -= lr_f * d;
+                }
             }
-            p[k] -= lr_f * d;
-        }
+            if (zero) std::fill(g + off, g + off + n, 0.0f);
+        };
+        const auto span = [&](std::size_t off, std::size_t n) {
+            parallel_for(n, kParallelGrain, [&](std::size_t b0, std::size_t b1) { part(off + b0, b1 - b0); });
+        };
+        if (!b && wd == 0.0f)
+            P.for_each_live_grad(span);  // a zero gradient row leaves its weights as they are
+        else
+            span(0, P.size());
+        if (zero) P.grad_zeroed();
     }
     ++step_;
 }

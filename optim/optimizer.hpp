@@ -22,6 +22,12 @@ public:
     virtual std::string name() const = 0;
     // Sets every parameter's gradient to zero.
     void zero_grad();
+    // step() then zero_grad(), in one pass over each parameter where the optimiser can (SGD): what a training loop
+    // calls when it needs the gradients no more.
+    virtual void step_and_zero_grad() {
+        step();
+        zero_grad();
+    }
     // Updates done so far.
     std::size_t steps() const { return step_; }
     // Saves the step count, learning rate and every state slot under `prefix` (tensors `<prefix><slot>.<param>`).
@@ -65,9 +71,13 @@ public:
     SGD(std::vector<Parameter*> params, double lr, double momentum = 0.0, double weight_decay = 0.0,
         bool nesterov = false, double dampening = 0.0);
     void step() override;
+    void step_and_zero_grad() override;
     std::string name() const override { return "sgd"; }
     double momentum, weight_decay, dampening;
     bool nesterov;
+
+private:
+    void update(bool zero);
 };
 
 // Adam, PyTorch's torch.optim.Adam (weight decay added to the gradient, L2):

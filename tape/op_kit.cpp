@@ -3,6 +3,8 @@
 #include <fmt/core.h>
 
 #include <xtgrad/lib/error.hpp>
+#include <xtgrad/lib/vmath.hpp>
+#include <xtgrad/lib/vmath.hpp>
 
 namespace xtgrad::kit {
 
@@ -59,7 +61,7 @@ void check_mask(const char* op, const Array& m) {
 Array* acc_buf(Tape& t, std::uint32_t i) {
     Node& n = t.at(i);
     if (!n.requires_grad) return nullptr;
-    Array& g = n.gradbuf();
+    Array& g = n.fp32_grad();
     if (!n.grad_live) {
         ensure_shape(g, shape_of(n.val()));
         g.fill(0.0f);
@@ -72,7 +74,7 @@ Array* acc_raw(Tape& t, std::uint32_t i, bool& fresh) {
     Node& n = t.at(i);
     fresh = false;
     if (!n.requires_grad) return nullptr;
-    Array& g = n.gradbuf();
+    Array& g = n.fp32_grad();
     if (!n.grad_live) {
         ensure_shape(g, shape_of(n.val()));
         n.grad_live = true;
@@ -81,17 +83,58 @@ Array* acc_raw(Tape& t, std::uint32_t i, bool& fresh) {
     return &g;
 }
 
+void acc_rows(Tape& t, std::uint32_t i, const Ids& rows, const Array& g) {
+    Node& n = t.at(i);
+    if (!n.requires_grad) return;
+    Parameter* p = n.param;
+    const bool sparse = p && p->rows.track && p->rows.valid && p->rows.listed.size() == p->grad.shape()[0];
+    Array* G = sparse ? &p->grad : acc_buf(t, i);
+    const std::size_t E = g.shape()[1];
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+        const auto r = static_cast<std::size_t>(rows[k]);
+        vmath::axpy(1.0f, g.data() + k * E, G->data() + r * E, E);
+        if (sparse) p->note_grad_row(r);
+    }
+}
+
 void acc_gemm(Tape& t, std::uint32_t i, const char* who, ConstMat A, bool transA, ConstMat B, bool transB) {
     bool fresh;
     Array* G = acc_raw(t, i, fresh);
     if (G) gemm(who, A, transA, B, transB, mat(*G), 1.0f, fresh ? 0.0f : 1.0f);
 }
 
+void acc_gemm(Tape& t, std::uint32_t i, const char* who, ConstMat16 A, bool transA, ConstMat16 B, bool transB) {
+    bool fresh;
+    Array* G = acc_raw(t, i, fresh);
+    if (G) gemm(who, A, transA, B, transB, mat(*G), 1.0f, fresh ? 0.0f : 1.0f);
+}
+
+Precision product_precision(Tape& t, std::size_t rows) {
+    return t.precision() == Precision::bf16 && rows > kStepRows ? Precision::bf16 : Precision::fp32;
+}
+
+ConstMat16 grad_bf16(Node& y) {
+    const std::size_t rows = y.value.shape()[0], cols = y.value.shape()[1];
+    if (!y.grad16_only) {
+        y.grad16.resize(y.grad.size());  // capacity kept: no allocation in steady state
+        vmath::to_bf16(y.grad.data(), y.grad16.data(), y.grad.size());
+    }
+    return {y.grad16.data(), rows, cols, cols};
+}
+
+bf16* acc_raw16(Tape& t, std::uint32_t i) {
+    Node& n = t.at(i);
+    if (!n.requires_grad || n.grad_live || n.ext_grad || n.prec != Precision::bf16) return nullptr;
+    n.grad16.resize(n.val().size());
+    n.grad_live = true;
+    n.grad16_only = true;
+    return n.grad16.data();
+}
+
 void acc_weight_grad(Tape& t, std::uint32_t i, const char* who, const Array& A, const Array& B) {
     Node& n = t.at(i);
     if (!n.requires_grad) return;
-    constexpr std::size_t kSmall = 64;  // a recurrent step's batch; larger products gain nothing from stacking
-    if (A.shape()[0] <= kSmall) {
+    if (A.shape()[0] <= kStepRows) {  // a recurrent step's batch; larger products gain nothing from stacking
         const Shape want = shape_of(n.val());
         if (A.shape()[0] != B.shape()[0] || A.shape()[1] != want[0] || B.shape()[1] != want[1])
             throw ShapeError(fmt::format("{}: weight gradient {}^T {} does not fit {}", who, shape_str(A),

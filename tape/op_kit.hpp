@@ -69,8 +69,28 @@ void acc_map(Tape& t, std::uint32_t i, F f) {
         for (std::size_t k = 0; k < n; ++k) g[k] += f(k);
 }
 
+// G[rows[k], :] += g[k, :] for input i (a row scatter, as gather's rule does); a parameter whose rows are tracked
+// (Parameter::rows) stays row-sparse and lists the rows.
+void acc_rows(Tape& t, std::uint32_t i, const Ids& rows, const Array& g);
+
 // G (+)= op(A) op(B) for input i, one sgemm (beta = 0 on a fresh buffer, 1 otherwise); `who` names it on errors.
 void acc_gemm(Tape& t, std::uint32_t i, const char* who, ConstMat A, bool transA, ConstMat B, bool transB);
+// The same with bf16 operands (fp32 accumulation into the fp32 gradient).
+void acc_gemm(Tape& t, std::uint32_t i, const char* who, ConstMat16 A, bool transA, ConstMat16 B, bool transB);
+
+// ---- mixed precision (Tape::set_precision)
+
+// Rows of a recurrent step's products at most: such products are stacked (acc_weight_grad) and stay fp32.
+constexpr std::size_t kStepRows = 64;
+// The precision of a matrix product over `rows` rows recorded now: bf16 on a bf16 tape above kStepRows rows. A
+// product op stores it in its node (Node::prec) and its rule multiplies in the same precision.
+Precision product_precision(Tape& t, std::size_t rows);
+// The node's gradient in bf16 (converted into y.grad16, or as cross_entropy wrote it there): for the two products of
+// a bf16 node's backward rule. Call once per rule.
+ConstMat16 grad_bf16(Node& y);
+// For a rule that can write input i's gradient in bf16 directly (cross_entropy into bf16 logits): the bf16 buffer to
+// ASSIGN when i is a bf16 product's output that no rule has reached yet; else null (use acc_raw).
+bf16* acc_raw16(Tape& t, std::uint32_t i);
 
 // G (+)= A^T B for input i, where A and B have the same (few) rows: the gradient of a weight in a matrix product
 // (affine, matmul_t: A = g, B = x; matmul(a, W): A = a, B = g). With at most 64 rows the product is deferred and

@@ -14,6 +14,7 @@
 
 #include <xtgrad/lib/blas.hpp>
 #include <xtgrad/lib/error.hpp>
+#include <xtgrad/lib/parallel.hpp>
 #include <xtgrad/lib/vmath.hpp>
 
 namespace xtgrad {
@@ -34,6 +35,11 @@ void keep_exact(Tape& t, Node& y, F f) {
     if (std::isnan(a) || std::isnan(b)) return;
     y.f64 = f(a, b);
     y.value(0, 0) = static_cast<float>(y.f64);
+}
+
+// Rows of a (rows x cols) pass per thread at least: about 64K entries, so that waking a helper pays.
+std::size_t rows_grain(std::size_t cols) {
+    return std::max<std::size_t>(1, (std::size_t{1} << 16) / std::max<std::size_t>(cols, 1));
 }
 
 // y = a * x + b: the one rule behind scale, add_scalar and neg.
@@ -170,6 +176,18 @@ Var add_scalar(Var x, float c) { return linear_scalar("add_scalar", x, 1.0f, c);
 Var neg(Var x) { return linear_scalar("neg", x, -1.0f, 0.0f); }
 
 // ============================================================ matrix products
+// Each records its precision (kit::product_precision): on a bf16 tape a product over more than kStepRows rows and
+// both products of its rule take bf16 operands (the tape's copies of the inputs, the gradient converted once).
+
+namespace {
+// y (+)= op(A) op(B) in the node's precision.
+void forward_product(Tape& t, Node& y, const char* who, const Array& A, bool ta, const Array& B, bool tb, float beta) {
+    if (y.prec == Precision::bf16)
+        gemm(who, t.bf16_of(A), ta, t.bf16_of(B), tb, mat(y.value), 1.0f, beta);
+    else
+        gemm(who, cmat(A), ta, cmat(B), tb, mat(y.value), 1.0f, beta);
+}
+}  // namespace
 
 // y = a b      da += g b^T, db += a^T g          a: (M x K), b: (K x N) -> (M x N)
 // db (b is the weight in h W) is stacked across steps by acc_weight_grad; da (a weight on the left, W x) is not:
@@ -181,10 +199,18 @@ Var matmul(Var a, Var b) {
         throw ShapeError(fmt::format("matmul: cannot multiply {} by {}", shape_str(A), shape_str(B)));
     Node& y = t.record("matmul", {a, b}, [](Tape& t, Node& y) {
         const Array &A = t.at(y.in[0]).val(), &B = t.at(y.in[1]).val();
+        if (y.prec == Precision::bf16) {
+            const ConstMat16 g = grad_bf16(y);
+            acc_gemm(t, y.in[0], "matmul backward", g, false, t.bf16_of(B), true);
+            acc_gemm(t, y.in[1], "matmul backward", t.bf16_of(A), true, g, false);
+            return;
+        }
         acc_gemm(t, y.in[0], "matmul backward", cmat(y.grad), false, cmat(B), true);
         acc_weight_grad(t, y.in[1], "matmul backward", A, y.grad);
     });
-    gemm("matmul", A, false, B, false, out(y, {A.shape()[0], B.shape()[1]}));
+    y.prec = product_precision(t, A.shape()[0]);
+    out(y, {A.shape()[0], B.shape()[1]});
+    forward_product(t, y, "matmul", A, false, B, false, 0.0f);
     return t.var(y);
 }
 
@@ -197,10 +223,18 @@ Var matmul_t(Var a, Var b) {
                                      shape_str(B)));
     Node& y = t.record("matmul_t", {a, b}, [](Tape& t, Node& y) {
         const Array &A = t.at(y.in[0]).val(), &B = t.at(y.in[1]).val();
+        if (y.prec == Precision::bf16) {
+            const ConstMat16 g = grad_bf16(y);
+            acc_gemm(t, y.in[0], "matmul_t backward", g, false, t.bf16_of(B), false);
+            acc_gemm(t, y.in[1], "matmul_t backward", g, true, t.bf16_of(A), false);
+            return;
+        }
         acc_gemm(t, y.in[0], "matmul_t backward", cmat(y.grad), false, cmat(B), false);
         acc_weight_grad(t, y.in[1], "matmul_t backward", y.grad, A);
     });
-    gemm("matmul_t", A, false, B, true, out(y, {A.shape()[0], B.shape()[0]}));
+    y.prec = product_precision(t, A.shape()[0]);
+    out(y, {A.shape()[0], B.shape()[0]});
+    forward_product(t, y, "matmul_t", A, false, B, true, 0.0f);
     return t.var(y);
 }
 
@@ -216,20 +250,25 @@ Var affine(Var x, Var W, Var b) {
     }
     Node& y = t.record("affine", {x, W, b}, [](Tape& t, Node& y) {
         const Array &X = t.at(y.in[0]).val(), &Wv = t.at(y.in[1]).val();
+        const std::size_t M = y.value.shape()[0], N = y.value.shape()[1];
+        if (y.prec == Precision::bf16) {
+            const ConstMat16 g = grad_bf16(y);
+            acc_gemm(t, y.in[0], "affine backward", g, false, t.bf16_of(Wv), false);
+            acc_gemm(t, y.in[1], "affine backward", g, true, t.bf16_of(X), false);
+            if (Array* gb = acc_buf(t, y.in[2]))  // column sums of the bf16 gradient, in fp32
+                for (std::size_t r = 0; r < M; ++r) vmath::axpy_bf16(1.0f, g.data + r * N, gb->data(), N);
+            return;
+        }
         acc_gemm(t, y.in[0], "affine backward", cmat(y.grad), false, cmat(Wv), false);
         acc_weight_grad(t, y.in[1], "affine backward", y.grad, X);
-        if (Array* gb = acc_buf(t, y.in[2])) {
-            const std::size_t M = y.grad.shape()[0], N = y.grad.shape()[1];
-            float* pb = gb->data();
-            const float* g = y.grad.data();
-            for (std::size_t r = 0; r < M; ++r)
-                for (std::size_t c = 0; c < N; ++c) pb[c] += g[r * N + c];
-        }
+        if (Array* gb = acc_buf(t, y.in[2]))
+            for (std::size_t r = 0; r < M; ++r) vmath::axpy(1.0f, y.grad.data() + r * N, gb->data(), N);
     });
+    y.prec = product_precision(t, M);
     ensure_shape(y.value, {M, N});
     float* py = y.value.data();
     for (std::size_t r = 0; r < M; ++r) std::copy(Bv.data(), Bv.data() + N, py + r * N);
-    gemm("affine", X, false, Wv, true, y.value, 1.0f, 1.0f);
+    forward_product(t, y, "affine", X, false, Wv, true, 1.0f);
     return t.var(y);
 }
 
@@ -839,16 +878,7 @@ Var gather(Var table, const Ids& ids) {
             throw IndexError(fmt::format("gather: id {} at position {} is outside [0, {}) of table {}", ids[i], i, V,
                                          shape_str(T)));
     }
-    Node& y = t.record("gather", {table}, [](Tape& t, Node& y) {
-        Array* G = acc_buf(t, y.in[0]);
-        if (!G) return;
-        const std::size_t E = y.grad.shape()[1];
-        for (std::size_t i = 0; i < y.ids.size(); ++i) {
-            float* d = G->data() + static_cast<std::size_t>(y.ids[i]) * E;
-            const float* s = y.grad.data() + i * E;
-            for (std::size_t c = 0; c < E; ++c) d[c] += s[c];
-        }
-    });
+    Node& y = t.record("gather", {table}, [](Tape& t, Node& y) { acc_rows(t, y.in[0], y.ids, y.grad); });
     y.ids.assign(ids.begin(), ids.end());
     ensure_shape(y.value, {ids.size(), E});
     for (std::size_t i = 0; i < ids.size(); ++i)
@@ -951,32 +981,50 @@ Var cross_entropy(Var logits, const Ids& targets, Reduction reduction, int ignor
         ++count;
     }
     Node& y = t.record("cross_entropy", {logits}, [](Tape& t, Node& y) {
-        bool fresh;
-        Array* G = acc_raw(t, y.in[0], fresh);
-        if (!G) return;
         const Array& X = t.at(y.in[0]).val();
         const std::size_t n = X.shape()[0], V = X.shape()[1];
         const float s = y.grad(0, 0) * y.f0;
-        for (std::size_t i = 0; i < n; ++i) {
-            float* d = G->data() + i * V;
-            if (y.ids[i] == static_cast<std::int32_t>(y.i0)) {
-                if (fresh) std::fill(d, d + V, 0.0f);
-                continue;
-            }
-            vmath::scaled_exp(X.data() + i * V, d, V, y.aux(i, 0), s, !fresh);
-            d[y.ids[i]] -= s;
+        const auto ignored = [&y](std::size_t i) { return y.ids[i] == static_cast<std::int32_t>(y.i0); };
+        if (bf16* d16 = acc_raw16(t, y.in[0])) {  // bf16 logits: their gradient is written in bf16 directly
+            parallel_for(n, rows_grain(V), [&](std::size_t r0, std::size_t r1) {
+                for (std::size_t i = r0; i < r1; ++i) {
+                    bf16* d = d16 + i * V;
+                    const float* x = X.data() + i * V;
+                    if (ignored(i)) {
+                        std::fill(d, d + V, bf16{0});
+                        continue;
+                    }
+                    vmath::scaled_exp_bf16(x, d, V, y.aux(i, 0), s);
+                    d[y.ids[i]] = float_to_bf16(s * std::exp(x[y.ids[i]] - y.aux(i, 0)) - s);  // rounded once
+                }
+            });
+            return;
         }
+        bool fresh;
+        Array* G = acc_raw(t, y.in[0], fresh);
+        if (!G) return;
+        parallel_for(n, rows_grain(V), [&](std::size_t r0, std::size_t r1) {
+            for (std::size_t i = r0; i < r1; ++i) {
+                float* d = G->data() + i * V;
+                if (ignored(i)) {
+                    if (fresh) std::fill(d, d + V, 0.0f);
+                    continue;
+                }
+                vmath::scaled_exp(X.data() + i * V, d, V, y.aux(i, 0), s, !fresh);
+                d[y.ids[i]] -= s;
+            }
+        });
     });
     y.ids.assign(targets.begin(), targets.end());
     y.i0 = ignore_index;
     y.f0 = reduction == Reduction::mean ? (count ? 1.0f / static_cast<float>(count) : 0.0f) : 1.0f;
     ensure_shape(y.aux, {n, 1});
-    double total = 0.0;
-    for (std::size_t i = 0; i < n; ++i) {
-        const float lse = vmath::logsumexp(X.data() + i * V, V);
-        y.aux(i, 0) = lse;
-        if (targets[i] != ignore_index) total += static_cast<double>(lse) - X(i, targets[i]);
-    }
+    parallel_for(n, rows_grain(V), [&](std::size_t r0, std::size_t r1) {
+        for (std::size_t i = r0; i < r1; ++i) y.aux(i, 0) = vmath::logsumexp(X.data() + i * V, V);
+    });
+    double total = 0.0;  // in row order, whatever the threads
+    for (std::size_t i = 0; i < n; ++i)
+        if (targets[i] != ignore_index) total += static_cast<double>(y.aux(i, 0)) - X(i, targets[i]);
     y.f64 = reduction == Reduction::mean ? (count ? total / static_cast<double>(count) : 0.0) : total;
     out(y, {1, 1})(0, 0) = static_cast<float>(y.f64);
     return t.var(y);

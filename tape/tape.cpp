@@ -9,6 +9,8 @@
 
 #include <xtgrad/lib/blas.hpp>
 #include <xtgrad/lib/error.hpp>
+#include <xtgrad/lib/parallel.hpp>
+#include <xtgrad/lib/vmath.hpp>
 
 namespace xtgrad {
 
@@ -48,8 +50,47 @@ void ParameterBudget::take(std::size_t n, const std::string& name) {
 }
 
 void Parameter::zero_grad() {
-    ensure_shape(grad, shape_of(value));
-    grad.fill(0.0f);
+    if (grad.shape() != value.shape()) {
+        ensure_shape(grad, shape_of(value));
+        rows.valid = false;
+    }
+    float* g = grad.data();
+    for_each_live_grad([g](std::size_t off, std::size_t n) {
+        parallel_for(n, std::size_t{1} << 16, [&](std::size_t b, std::size_t e) { std::fill(g + off + b, g + off + e, 0.0f); });
+    });
+    grad_zeroed();
+}
+
+void Parameter::grad_zeroed() {
+    if (rows.track) {
+        if (rows.listed.size() != grad.shape()[0] || !rows.valid)
+            rows.listed.assign(grad.shape()[0], 0);
+        else
+            for (std::uint32_t r : rows.list) rows.listed[r] = 0;
+        rows.list.clear();
+    }
+    rows.valid = true;
+}
+
+void Parameter::track_grad_rows(bool on) {
+    rows.track = on;
+    rows.valid = false;  // until the next zero_grad proves grad zero
+    if (on) {
+        rows.list.clear();
+        rows.listed.assign(grad.shape()[0], 0);
+        rows.valid = true;
+    }
+}
+
+Array& Node::fp32_grad() {
+    if (param) param->grad_dense();
+    Array& g = gradbuf();
+    if (grad16_only) {
+        ensure_shape(g, shape_of(val()));
+        vmath::from_bf16(grad16.data(), g.data(), g.size());
+        grad16_only = false;
+    }
+    return g;
 }
 
 const Array& Var::value() const {
@@ -135,6 +176,8 @@ Node& Tape::push(const char* op) {
     n.pending = 0;
     n.requires_grad = false;
     n.grad_live = false;
+    n.prec = Precision::fp32;
+    n.grad16_only = false;
     ++size_;
     return n;
 }
@@ -219,6 +262,7 @@ void Tape::run_backward(Var out, const Array* seed) {
         Node& n = *nodes_[i];
         if (!n.ext_grad) n.grad_live = false;
         n.pending = 0;
+        n.grad16_only = false;
     }
     Array& g = top.gradbuf();
     if (!top.ext_grad) {
@@ -306,6 +350,7 @@ void Tape::flush_deferred(Array* grad) {
     }
     if (count == 0) return;
     Node& target = *deferred_[first].node;
+    target.fp32_grad();
     float beta = 1.0f;
     if (!target.grad_live) {  // no rule has written it yet: the product assigns
         ensure_shape(*grad, shape_of(target.val()));
@@ -358,6 +403,7 @@ void Tape::clear() {
     if (profiling_) mark_forward();
     for (auto& pool : scratch_)
         if (pool) pool->used = 0;
+    bf16_used_ = 0;
     size_ = 0;
     ++generation_;
 }
@@ -376,7 +422,22 @@ const Array& Tape::grad(Var v) {
         n.grad.fill(0.0f);
         n.grad_live = true;
     }
-    return n.grad;
+    return n.fp32_grad();
+}
+
+ConstMat16 Tape::bf16_of(const Array& a) {
+    const std::size_t rows = a.shape()[0], cols = a.shape()[1];
+    for (std::size_t k = 0; k < bf16_used_; ++k) {
+        const Bf16Copy& c = bf16_copies_[k];
+        if (c.src == a.data() && c.size == a.size()) return {c.data.data(), rows, cols, cols};
+    }
+    if (bf16_used_ == bf16_copies_.size()) bf16_copies_.emplace_back();
+    Bf16Copy& c = bf16_copies_[bf16_used_++];
+    c.src = a.data();
+    c.size = a.size();
+    c.data.resize(a.size());  // the same sizes in the same order each recording: no allocation in steady state
+    vmath::to_bf16(a.data(), c.data.data(), a.size());
+    return {c.data.data(), rows, cols, cols};
 }
 
 Array detach(Var v) { return v.value(); }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <xtgrad/lib/array.hpp>
+#include <xtgrad/lib/blas.hpp>
 
 namespace xtgrad {
 
@@ -23,6 +24,17 @@ struct Parameter {
     Array grad;                             // dLoss/dvalue, accumulated by every backward pass
     std::vector<std::size_t> export_shape;  // shape as saved to files (e.g. PyTorch's 1-D bias); empty: value's
 
+    // Which rows of grad can be non-zero, for a parameter whose gradient reaches few rows (an embedding table, whose
+    // layer turns `track` on). While `valid`, every row not in `list` is exactly zero: zero_grad, clipping and
+    // plain SGD then touch the listed rows only. The tape keeps it (a lookup lists its rows; any other write into
+    // grad makes it dense: valid = false until the next zero_grad). Code that writes grad itself calls grad_dense().
+    struct GradRows {
+        bool track = false;
+        bool valid = true;
+        std::vector<std::uint32_t> list;   // rows that may be non-zero, in the order first reached
+        std::vector<std::uint8_t> listed;  // per row: in list
+    } rows;
+
     Parameter() = default;
     // A named parameter with the given value and a zero gradient of the same shape.
     Parameter(std::string n, Array v, std::vector<std::size_t> exported = {});
@@ -30,10 +42,33 @@ struct Parameter {
     // ParameterBudget before anything is allocated.
     Parameter(std::string n, std::size_t rows, std::size_t cols, std::vector<std::size_t> exported = {});
 
-    // Sets the gradient to zero (keeps its buffer).
+    // Sets the gradient to zero (keeps its buffer; only the listed rows when rows are tracked and valid).
     void zero_grad();
     // Number of scalars.
     std::size_t size() const { return value.size(); }
+
+    // Calls f(offset, count) over the spans of grad (and of value, at the same offsets) that can hold a non-zero
+    // gradient: the listed rows, or the whole array.
+    template <class F>
+    void for_each_live_grad(F f) const {
+        const std::size_t cols = grad.shape()[1];
+        if (rows.track && rows.valid)
+            for (std::uint32_t r : rows.list) f(static_cast<std::size_t>(r) * cols, cols);
+        else
+            f(std::size_t{0}, grad.size());
+    }
+    // Lists row r of grad as possibly non-zero (a row-scatter into a tracked gradient).
+    void note_grad_row(std::size_t r) {
+        if (rows.listed[r]) return;
+        rows.listed[r] = 1;
+        rows.list.push_back(static_cast<std::uint32_t>(r));
+    }
+    // Says that grad was written outside its listed rows: every row may be non-zero until zero_grad().
+    void grad_dense() { rows.valid = false; }
+    // Says that every live span of grad was just set to zero (by an optimiser's fused step): grad is all zero.
+    void grad_zeroed();
+    // Turns row tracking on or off (on: grad must be all zero, as after zero_grad()).
+    void track_grad_rows(bool on);
 };
 
 // While alive, bounds the scalars of the Parameters constructed on this thread: the one that would go past
@@ -97,11 +132,17 @@ struct Node {
     bool requires_grad = false;           // some input depends on a parameter
     bool grad_live = false;               // grad holds a value (it is initialised on first accumulation)
     bool last_leaf = false;               // the parameter's first leaf: once backward passed it, its gradient is final
+    Precision prec = Precision::fp32;     // the precision of the node's matrix products (bf16 on a bf16 tape)
+    bool grad16_only = false;             // the gradient lives in grad16 only (cross_entropy wrote it so)
+    std::vector<bf16> grad16;             // the gradient in bf16, for the products of a bf16 node's rule
 
     // The forward value, wherever it is stored.
     const Array& val() const { return ext_value ? *ext_value : value; }
     // The gradient buffer, wherever it is stored.
     Array& gradbuf() { return ext_grad ? *ext_grad : grad; }
+    // The gradient buffer for fp32 rules: widened from grad16 first if the gradient lives there; a parameter's marked
+    // dense (Parameter::grad_dense), as any rule may write all of it.
+    Array& fp32_grad();
 };
 
 // Time spent in one kind of op, collected when a tape profiles (see Tape::set_profiling).
@@ -154,6 +195,18 @@ public:
     // Whether ops record backward rules (false inside a NoGrad scope).
     bool grad_enabled() const { return grad_enabled_; }
     void set_grad_enabled(bool on) { grad_enabled_ = on; }
+
+    // Mixed precision: on a bf16 tape, every matrix product over more than kit::kStepRows rows (a window's input
+    // projection, the decoder, the adaptive softmax's products; not a recurrent step's) and the two products of its
+    // backward rule take bf16 operands, with fp32 products, sums, results, weights and gradients (Precision::bf16);
+    // fp32 (the default) leaves every product as it was. Ops record the precision when they are recorded. The bf16
+    // copy of a parameter is made once per recording: change parameters only between recordings (as a training loop
+    // does: backward, update, clear).
+    void set_precision(Precision p) { precision_ = p; }
+    Precision precision() const { return precision_; }
+    // A bf16 copy of an array that stays unchanged until clear() (a parameter's value, a node's value), made on the
+    // first request of the recording and kept until clear(): a weight used by forward and backward is converted once.
+    ConstMat16 bf16_of(const Array& a);
 
     // Nodes recorded since the last clear().
     std::size_t size() const { return size_; }
@@ -251,6 +304,15 @@ private:
     std::vector<Deferred> deferred_;             // capacity kept across passes
     std::vector<float> pack_a_, pack_b_;         // stacked rows of one gradient's products (capacity kept)
     StackingStats stacking_;
+
+    Precision precision_ = Precision::fp32;
+    struct Bf16Copy {
+        const float* src = nullptr;
+        std::size_t size = 0;
+        std::vector<bf16> data;                  // capacity kept across recordings
+    };
+    std::vector<Bf16Copy> bf16_copies_;          // the first bf16_used_ belong to the current recording
+    std::size_t bf16_used_ = 0;
 
     void mark_forward();                         // charges the time since the last mark to the last node
     OpTiming& timing_of(const Node& n);

@@ -56,7 +56,8 @@ namespace {
 // The app's own objects and calls, as the trainer makes them: RNNLM.features + loss, the state carried as values,
 // truncated_bptt's window loop, clipping, the optimiser; and evaluation under NoGrad.
 struct Run {
-    static constexpr std::size_t V = 60, B = 4, T = 6;
+    static constexpr std::size_t V = 60, T = 6;
+    std::size_t B;
     LMConfig cfg;
     Rng rng{3}, data{4};
     std::unique_ptr<RNNLM> model;
@@ -67,7 +68,10 @@ struct Run {
     Tape tape;
     Ctx ctx{tape, rng, true};
 
-    Run(const std::string& cell, bool adaptive, float weight_drop, const std::string& optimizer) {
+    Run(const std::string& cell, bool adaptive, float weight_drop, const std::string& optimizer, std::size_t batch = 4,
+        Precision precision = Precision::fp32)
+        : B(batch) {
+        tape.set_precision(precision);
         cfg.cell = cell;
         cfg.vocab = V;
         cfg.emsize = cfg.nhid = 10;
@@ -157,4 +161,42 @@ TEST_CASE("steady-state training windows and no-grad evaluation windows of the a
             CHECK(eval_allocs <= 3 * 4 * 2);
         }
     }
+}
+
+TEST_CASE("a bf16 tape's steady state: xtgrad allocates nothing; a oneDNN product allocates its argument map") {
+    // 12 x 6 = 72 rows: the decoder and the input projections run in bf16.
+    Run run("LSTM", false, 0.0f, "sgd", 12, Precision::bf16);
+    const WindowHooks h = run.hooks();
+    run.train(3, h);
+    std::vector<GemmCall> calls;
+    calls.reserve(100000);
+    record_gemm_calls(&calls);
+    const long before = g_allocs.load();
+    run.train(5, h);
+    const long train_allocs = g_allocs.load() - before;
+    record_gemm_calls(nullptr);
+    std::size_t bf16_calls[2] = {0, 0};  // by beta: 0 (assign), 1 (accumulate)
+    for (const GemmCall& c : calls) bf16_calls[c.beta != 0.0f] += c.precision == Precision::bf16;
+    // per window: the decoder's 3 products and 3 per layer's input projection, of which the forward products (onto
+    // the bias) and the weight gradients (into the parameters') accumulate
+    CHECK(bf16_calls[0] == 5 * 3);
+    CHECK(bf16_calls[1] == 5 * 6);
+    // what one oneDNN product allocates inside oneDNN (its std::unordered_map of arguments), measured here
+    long per_product[2] = {0, 0};
+    Array C({72, 60}, 0.0f);
+    std::vector<bf16> A16(72 * 10, 0x3f80), B16(10 * 60, 0x3f80);
+    for (int beta = 0; beta < 2; ++beta) {
+        const auto product = [&] {
+            gemm("probe", ConstMat16{A16.data(), 72, 10, 10}, false, ConstMat16{B16.data(), 10, 60, 60}, false, mat(C),
+                 1.0f, static_cast<float>(beta));
+        };
+        product();
+        const long p0 = g_allocs.load();
+        product();
+        per_product[beta] = g_allocs.load() - p0;
+    }
+    MESSAGE("a product allocates " << per_product[0] << " blocks (beta 0), " << per_product[1] << " (beta 1) in the "
+            << "backend; " << train_allocs << " in 5 windows");
+    if (!onednn_built()) CHECK(per_product[0] + per_product[1] == 0);  // OpenBLAS and the widening buffers: none
+    CHECK(train_allocs == static_cast<long>(bf16_calls[0]) * per_product[0] + static_cast<long>(bf16_calls[1]) * per_product[1]);
 }

@@ -14,6 +14,7 @@
 
 #include <fmt/core.h>
 
+#include <xtgrad/lib/blas.hpp>
 #include <xtgrad/lib/safetensors.hpp>
 
 #include "test_support.hpp"
@@ -462,4 +463,40 @@ TEST_CASE("finding 8: --save into a folder that cannot take a file fails first, 
         CHECK(r.out.find("no-data") == std::string::npos);
     }
     std::system(("chmod 755 " + d + "/ro && rm -rf " + d).c_str());
+}
+
+TEST_CASE("--precision: fp32 by default, bf16 where it runs on bf16 instructions, refused elsewhere by name") {
+    const std::string d = make_data();
+    // 10 x 8 = 80 rows per window: the decoder and input projections are window products, bf16 on a bf16 tape
+    const std::string small = "--emsize 16 --nhid 16 --batch_size 10 --bptt 8 --threads 1 --log-interval 2";
+    Run r = run(fmt::format("train --data {} {} --epochs 1 --max-batches 4 --precision fp16 --save {}/x.safetensors", d,
+                            small, d));
+    CHECK(r.rc == 2);
+    CHECK(r.out.find("--precision must be fp32 or bf16, got 'fp16'") != std::string::npos);
+    r = run(fmt::format("train --data {} {} --epochs 1 --max-batches 4 --precision bf16 --save {}/b.safetensors", d, small, d));
+    INFO(r.out);
+    if (!xtgrad::bf16_native()) {
+        CHECK(r.rc == 2);
+        CHECK(r.out.find("--precision bf16: the matrix products would not run on bf16 instructions") != std::string::npos);
+        CHECK(run(fmt::format("eval --checkpoint {0}/none.safetensors --data {0} --precision bf16", d)).rc == 2);
+    } else {
+        REQUIRE(r.rc == 0);
+        CHECK(r.out.find("End of training | test loss") != std::string::npos);
+        // resuming with another precision is refused: the setting defines the run
+        r = run(fmt::format("train --data {} {} --epochs 1 --max-batches 4 --precision fp32 --save {}/b.safetensors "
+                            "--resume {}/b.resume.safetensors", d, small, d, d));
+        CHECK(r.rc == 2);
+        CHECK(r.out.find(R"(--precision "fp32" (the run has "bf16"))") != std::string::npos);
+        // evaluation in bf16 scores the same model as fp32 does, up to bf16 rounding of the logits' products
+        const Run e32 = run(fmt::format("eval --checkpoint {0}/b.safetensors --data {0}", d));
+        const Run e16 = run(fmt::format("eval --checkpoint {0}/b.safetensors --data {0} --precision bf16", d));
+        REQUIRE(e32.rc == 0);
+        REQUIRE(e16.rc == 0);
+        const double l32 = std::atof(e32.out.c_str() + e32.out.find("loss ") + 5);
+        const double l16 = std::atof(e16.out.c_str() + e16.out.find("loss ") + 5);
+        CHECK(l32 > 0.5);
+        CHECK(std::abs(l16 - l32) <= 0.01 * l32);  // 2^-8 relative on each operand moves a loss of ~6 nats by < 0.1
+        CHECK(run(fmt::format("eval --checkpoint {0}/b.safetensors --data {0} --precision bf16 --cache-size 10", d)).rc == 2);
+    }
+    std::system(("rm -rf " + d).c_str());
 }

@@ -1,7 +1,10 @@
 // lib/: the matrix product against xtensor-blas, its shape checks, and the random generator.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <set>
+#include <thread>
 
 #include <xtensor-blas/xlinalg.hpp>
 #include <xtensor/xrandom.hpp>
@@ -9,6 +12,7 @@
 
 #include <xtgrad/lib/blas.hpp>
 #include <xtgrad/lib/error.hpp>
+#include <xtgrad/lib/parallel.hpp>
 #include <xtgrad/lib/rng.hpp>
 
 using namespace xtgrad;
@@ -93,4 +97,44 @@ TEST_CASE("Rng: the stream is fixed across platforms (golden values)") {
     Rng q(1111);
     CHECK(q.uniform() == 0.03612565994262695f);  // first word >> 40, times 2^-24
     CHECK(q.normal() == doctest::Approx(-0.3439215133783589).epsilon(1e-6));  // Box-Muller on words 2, 3
+}
+
+TEST_CASE("parallel_for: fixed parts cover the range once; nested and concurrent calls complete") {
+    const std::size_t saved = parallel_threads();
+    for (std::size_t threads : {1, 2, 3}) {
+        set_parallel_threads(threads);
+        for (std::size_t n : {0, 1, 5, 1000, 100003}) {
+            std::vector<int> hits(n, 0);
+            std::vector<std::pair<std::size_t, std::size_t>> parts(8, {0, 0});
+            std::atomic<int> calls{0};
+            parallel_for(n, 100, [&](std::size_t b, std::size_t e) {
+                const int k = calls++;
+                parts[static_cast<std::size_t>(k)] = {b, e};
+                for (std::size_t i = b; i < e; ++i) ++hits[i];
+            });
+            INFO("threads " << threads << " n " << n);
+            CHECK(std::all_of(hits.begin(), hits.end(), [](int h) { return h == 1; }));
+            CHECK(static_cast<std::size_t>(calls.load()) == (n == 0 ? 0 : parallel_parts(n, 100)));
+            for (int k = 0; k < calls.load(); ++k) {  // part p is [p n / parts, (p + 1) n / parts), whoever ran it
+                const std::size_t P = parallel_parts(n, 100), b = parts[static_cast<std::size_t>(k)].first;
+                std::size_t p = 0;
+                while (p < P && p * n / P != b) ++p;  // the part that starts at b
+                REQUIRE(p < P);
+                CHECK(parts[static_cast<std::size_t>(k)].second == (p + 1) * n / P);
+            }
+        }
+    }
+    set_parallel_threads(2);
+    std::atomic<long> total{0};
+    parallel_for(1000, 10, [&](std::size_t b, std::size_t e) {  // nested: the inner one runs on its caller
+        parallel_for(e - b, 1, [&](std::size_t b2, std::size_t e2) { total += static_cast<long>(e2 - b2); });
+    });
+    CHECK(total == 1000);
+    std::thread other([&] {
+        for (int k = 0; k < 200; ++k) parallel_for(5000, 10, [&](std::size_t b, std::size_t e) { total += static_cast<long>(e - b); });
+    });
+    for (int k = 0; k < 200; ++k) parallel_for(5000, 10, [&](std::size_t b, std::size_t e) { total += static_cast<long>(e - b); });
+    other.join();
+    CHECK(total == 1000 + 2 * 200 * 5000);
+    set_parallel_threads(saved);
 }

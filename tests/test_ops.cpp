@@ -7,6 +7,8 @@
 
 #include <fmt/core.h>
 
+#include <xtgrad/lib/parallel.hpp>
+#include <xtgrad/optim/clip.hpp>
 #include <xtgrad/tape/gradcheck.hpp>
 #include <xtgrad/tape/ops.hpp>
 
@@ -248,4 +250,35 @@ TEST_CASE("gradcheck catches a wrong gradient") {
     CHECK_FALSE(r.ok);
     CHECK(r.max_rel_error > 0.5);
     CHECK(r.where.rfind("p[0, ", 0) == 0);
+}
+
+TEST_CASE("cross_entropy and the gradient norm give the same bits on one thread or several") {
+    // Big enough to be split across threads (rows of 20000 logits; a 300000-entry gradient).
+    Rng rng(9);
+    Parameter L("L", Array({64, 20000})), G("G", Array({1, 300000}));
+    fill_uniform(L.value, rng, -5, 5);
+    fill_uniform(G.grad, rng, -1, 1);
+    Ids targets(64);
+    for (std::size_t i = 0; i < 64; ++i) targets[i] = static_cast<std::int32_t>(rng.below(20000));
+    targets[3] = -100;
+    const std::size_t saved = parallel_threads();
+    std::vector<float> loss;
+    std::vector<Array> grads;
+    std::vector<double> norms;
+    for (std::size_t threads : {1, 2, 3}) {
+        set_parallel_threads(threads);
+        L.zero_grad();
+        Tape t;
+        Var l = cross_entropy(t.param(L), targets, Reduction::mean, -100);
+        t.backward(l);
+        loss.push_back(l.value()(0, 0));
+        grads.push_back(L.grad);
+        norms.push_back(grad_norm({&G}));
+    }
+    set_parallel_threads(saved);
+    for (std::size_t k = 1; k < loss.size(); ++k) {
+        CHECK(loss[k] == loss[0]);
+        CHECK(grads[k] == grads[0]);
+        CHECK(norms[k] == norms[0]);
+    }
 }

@@ -5,8 +5,10 @@
 #include <functional>
 
 #include <xtgrad/lib/error.hpp>
+#include <xtgrad/optim/clip.hpp>
 #include <xtgrad/optim/optimizer.hpp>
 #include <xtgrad/optim/schedule.hpp>
+#include <xtgrad/tape/ops.hpp>
 
 using namespace xtgrad;
 
@@ -73,6 +75,61 @@ TEST_CASE("optimisers reproduce PyTorch 1.13's updates (3 steps, expected values
             }
         }
     }
+}
+
+TEST_CASE("row-tracked gradients (an embedding's) and step_and_zero_grad change no update, for every optimiser") {
+    // Two copies of a (50 x 4) table: one tracks its gradient's rows (as Embedding's does), one is dense. Both get the
+    // gradient of a lookup, are clipped, then updated: by step_and_zero_grad (tracked) and step + zero_grad (dense).
+    for (const char* name : {"sgd", "adam", "adamw", "adagrad", "rmsprop", "ntasgd"})
+        for (double momentum : {0.0, 0.9}) {
+            INFO(name << " momentum " << momentum);
+            Rng rng(3);
+            Parameter a("a", Array({50, 4})), b("b", Array({50, 4}));
+            fill_uniform(a.value, rng, -1, 1);
+            b.value = a.value;
+            a.track_grad_rows(true);
+            auto oa = make_optimizer(name, {&a}, 0.1, momentum, 0.0), ob = make_optimizer(name, {&b}, 0.1, momentum, 0.0);
+            Tape t;
+            for (int step = 0; step < 3; ++step) {
+                const Ids ids = {3, 7, 3, 41, static_cast<std::int32_t>(10 + step)};
+                Array w({ids.size(), 4});
+                fill_uniform(w, rng, -1, 1);
+                for (Parameter* p : {&a, &b}) {
+                    t.clear();
+                    t.backward(sum(gather(t.param(*p), ids) * t.constant(w)));
+                }
+                CHECK(a.grad == b.grad);
+                CHECK(a.rows.valid);
+                CHECK(a.rows.list.size() == 4);  // rows 3, 7, 41 and 10 + step: the others are zero, untouched
+                const ClipResult ca = clip_grad_norm({&a}, 0.5), cb = clip_grad_norm({&b}, 0.5);
+                CHECK(ca.norm == doctest::Approx(cb.norm).epsilon(1e-12));
+                CHECK(a.grad == b.grad);
+                oa->step_and_zero_grad();
+                ob->step();
+                ob->zero_grad();
+                CHECK(a.value == b.value);
+                CHECK(a.grad == Array(a.grad.shape(), 0.0f));
+                CHECK(a.rows.list.empty());
+            }
+        }
+    // a dense write (a tied decoder's product) makes a tracked gradient dense until zero_grad, and it stays right
+    Rng rng(4);
+    Parameter a("a", Array({20, 3})), b("b", Array({20, 3}));
+    fill_uniform(a.value, rng, -1, 1);
+    b.value = a.value;
+    a.track_grad_rows(true);
+    Array x({6, 3});
+    fill_uniform(x, rng, -1, 1);
+    for (Parameter* p : {&a, &b}) {
+        Tape t;
+        Var e = gather(t.param(*p), {1, 2, 2, 5, 0, 9});
+        t.backward(sum(matmul_t(e * t.constant(x), t.param(*p))));
+    }
+    CHECK(a.grad == b.grad);
+    CHECK(!a.rows.valid);
+    a.zero_grad();
+    CHECK(a.grad == Array(a.grad.shape(), 0.0f));
+    CHECK(a.rows.valid);
 }
 
 TEST_CASE("NT-ASGD: SGD until the validation loss stops improving on all but the last `nonmono`, then averages") {

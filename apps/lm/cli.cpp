@@ -131,9 +131,13 @@ struct EvalFlags {
     std::size_t bptt = 35, batch = 10;
     CacheOptions cache;
     bool tune = false;
+    std::string precision = "fp32";
 };
 
 int cmd_eval(EvalFlags& e, const Registry& registry, Comm& comm) {
+    const Precision precision = parse_precision(e.precision);
+    if (precision != Precision::fp32 && (e.cache.size > 0 || e.tune))
+        throw ConfigError("--precision bf16 applies to the plain evaluation, not to --cache-size or --cache-tune");
     set_threads(e.m.threads);
     Corpus corpus;
     LoadedModel m;
@@ -149,7 +153,7 @@ int cmd_eval(EvalFlags& e, const Registry& registry, Comm& comm) {
     const std::string head = fmt::format("{} | {}{}", m.model->config.describe(), e.split,
                                          test_is_valid ? " (the valid split: no test split of its own)" : "");
     if (e.cache.size == 0 && !e.tune) {
-        const double loss = evaluate(*m.model, data, e.bptt, 0, &comm);
+        const double loss = evaluate(*m.model, data, e.bptt, 0, &comm, precision);
         if (comm.root()) fmt::print("{} | loss {:.4f} | ppl {:.2f}\n", head, loss, perplexity(loss));
         return 0;
     }
@@ -319,6 +323,8 @@ int run_lm(int argc, char** argv, const Registry& registry) {
     ecmd->add_option("--cache-lambda", ev.cache.lambda, "continuous cache: its weight in the mixture")
         ->capture_default_str()->check(bounds(0, 1));
     ecmd->add_flag("--cache-tune", ev.tune, "choose theta and lambda by a grid search on the validation split");
+    ecmd->add_option("--precision", ev.precision, "matrix products: fp32, or bf16 (the decoder in bf16, fp32 "
+                     "accumulation; without the cache)")->capture_default_str();
 
     GenerateFlags gen;
     CLI::App* gcmd = app.add_subcommand("generate", "sample text from a checkpoint");

@@ -10,8 +10,9 @@ namespace xtgrad {
 namespace {
 // The sum over windows of n * (mean loss of the window), and the rows n seen.
 std::pair<double, std::size_t> evaluate_streams(RNNLM& model, const Batched& data, std::size_t bptt,
-                                                std::size_t max_batches) {
+                                                std::size_t max_batches, Precision precision) {
     Tape tape;
+    tape.set_precision(precision);
     NoGrad ng(tape);
     Rng unused(0);
     Ctx c{tape, unused, false};
@@ -32,18 +33,19 @@ std::pair<double, std::size_t> evaluate_streams(RNNLM& model, const Batched& dat
 }
 }  // namespace
 
-double evaluate(RNNLM& model, const Batched& data, std::size_t bptt, std::size_t max_batches, Comm* comm) {
+double evaluate(RNNLM& model, const Batched& data, std::size_t bptt, std::size_t max_batches, Comm* comm,
+                Precision precision) {
     if (data.steps < 2)
         throw ConfigError(fmt::format("evaluation split has {} steps of batch {}: too short", data.steps, data.batch));
     if (!comm || comm->size() == 1) {
-        const auto [total, rows] = evaluate_streams(model, data, bptt, max_batches);
+        const auto [total, rows] = evaluate_streams(model, data, bptt, max_batches, precision);
         return total / static_cast<double>(rows);
     }
     if (data.batch < comm->size())
         throw ConfigError(fmt::format("the evaluation batch of {} streams is smaller than the {} processes: give each "
                                       "one at least a stream (--eval-batch-size)", data.batch, comm->size()));
     const Share share = share_of(data.batch, *comm);
-    const auto [total, rows] = evaluate_streams(model, take_streams(data, share), bptt, max_batches);
+    const auto [total, rows] = evaluate_streams(model, take_streams(data, share), bptt, max_batches, precision);
     double weighted = total * static_cast<double>(share.count) / static_cast<double>(data.batch);
     comm->sum(&weighted, 1);
     return weighted / static_cast<double>(rows);  // every share has the same windows

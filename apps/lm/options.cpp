@@ -44,6 +44,18 @@ LMConfig TrainOptions::model_config() const {
     return c;
 }
 
+Precision parse_precision(const std::string& value) {
+    if (value == "fp32") return Precision::fp32;
+    if (value != "bf16") throw ConfigError(fmt::format("--precision must be fp32 or bf16, got '{}'", value));
+    if (!bf16_native())
+        throw ConfigError(fmt::format(
+            "--precision bf16: the matrix products would not run on bf16 instructions here ({}); it would be slower "
+            "than fp32: use --precision fp32",
+            onednn_built() ? "oneDNN sees neither AVX512_BF16 nor AMX: the CPU, or ONEDNN_MAX_CPU_ISA"
+                           : "xtgrad was built without oneDNN (libdnnl-dev)"));
+    return Precision::bf16;
+}
+
 double TrainOptions::time_budget_seconds() const {
     if (time_budget.empty()) return 0.0;
     char* end = nullptr;

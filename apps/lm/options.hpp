@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <xtgrad/apps/lm/config.hpp>
+#include <xtgrad/lib/blas.hpp>
 
 namespace xtgrad {
 
@@ -41,6 +42,7 @@ struct TrainOptions {
     std::size_t log_interval = 200, checkpoint_interval = 1000, stop_after = 0;
     std::string save = "model.safetensors", init, resume;
     std::size_t threads = 0;
+    std::string precision = "fp32";        // fp32 or bf16 (the matrix products' operands)
     bool quiet = false;
     std::string command;                   // not a flag: the command line, logged in the metrics' start event
 
@@ -127,6 +129,9 @@ void visit_train_options(Options& o, Visitor&& v) {
     v(Field{"init", "start from these weights (PyTorch example names, safetensors)"}, o.init);
     v(Field{"resume", "continue the run of this resume point exactly", K::invocation}, o.resume);
     v(Field{"threads", "BLAS threads (0: OpenBLAS's default)", K::invocation, 0, 256}, o.threads);
+    v(Field{"precision", "matrix products: fp32, or bf16 (bf16 operands for the decoder and the input projections, "
+                         "fp32 accumulation, weights and optimiser state; needs oneDNN and AVX512_BF16 or AMX)"},
+      o.precision);
     v(Field{"quiet", "no progress lines", K::invocation}, o.quiet);
 }
 
@@ -141,6 +146,9 @@ const std::vector<Recipe>& recipes();
 // `o` with recipe `name`'s settings for every flag not in `given` (flag names on this command line); throws
 // ConfigError naming the known recipes for an unknown name.
 TrainOptions apply_recipe(const TrainOptions& o, const std::string& name, const std::set<std::string>& given);
+// The precision a --precision value names ("fp32" or "bf16"); throws ConfigError naming the flag for any other
+// value, and for bf16 where its products would not run on bf16 instructions (no oneDNN, or no AVX512_BF16/AMX).
+Precision parse_precision(const std::string& value);
 
 // The options as a JSON object text keyed by flag name (what a resume point records), and back. from_json throws
 // FileError naming `context` and the key on a missing, mistyped or out-of-bounds value.

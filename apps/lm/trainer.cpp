@@ -137,6 +137,7 @@ Trainer::Trainer(const TrainOptions& options, const Registry& registry, std::ost
         const std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
         set_blas_threads(static_cast<int>(std::max<std::size_t>(1, cores / comm_.local_size())));
     }
+    s_->tape.set_precision(parse_precision(o_.precision));  // training's products; evaluation stays fp32
 }
 
 Trainer::~Trainer() = default;
