@@ -262,6 +262,9 @@ void GradientSync::ready(Parameter& p) {
 
 void GradientSync::start(std::size_t b) {
     Bucket& k = buckets_[b];
+    // The sum has rows the other processes reached and this one did not: a row-tracked gradient (an embedding's)
+    // is dense from here, so that the optimiser updates and zero_grad clears every row of it.
+    for (const Piece& pc : k.pieces) pc.param->grad_dense();
     if (k.packed.empty()) {  // one piece, reduced in place
         const Piece& pc = k.pieces[0];
         comm_.start_sum(pc.param->grad.data() + pc.begin, pc.end - pc.begin, [this, b] {
