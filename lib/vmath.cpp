@@ -131,7 +131,14 @@ void axpy(float a, const float* x, float* y, std::size_t n) {
     const B ba(a);
     std::size_t i = 0;
     for (; i + W <= n; i += W) xsimd::fma(ba, B::load_unaligned(x + i), B::load_unaligned(y + i)).store_unaligned(y + i);
-    for (; i < n; ++i) y[i] += a * x[i];
+    if (i == n) return;
+    // The tail through the same batch operation: every entry rounds alike however the array is split (a row-tracked
+    // gradient's rows one by one, or the whole table), whether or not the compiler contracts a scalar a * x + y.
+    alignas(64) float xs[W] = {}, ys[W] = {};
+    std::copy(x + i, x + n, xs);
+    std::copy(y + i, y + n, ys);
+    xsimd::fma(ba, B::load_aligned(xs), B::load_aligned(ys)).store_aligned(ys);
+    std::copy(ys, ys + (n - i), y + i);
 }
 
 float max(const float* x, std::size_t n) {
