@@ -294,6 +294,74 @@ int finish_output(const std::string& program, int status) {
     return status;
 }
 
+// The eval command's flags.
+void add_eval_flags(CLI::App& ecmd, EvalFlags& ev) {
+    add_model_flags(ecmd, ev.m);
+    ecmd.add_option("--split", ev.split, "test or valid")->capture_default_str()->check(CLI::IsMember({"test", "valid"}));
+    ecmd.add_option("--bptt", ev.bptt, "steps per window")->capture_default_str()->check(bounds(1, 1 << 20));
+    ecmd.add_option("--eval-batch-size,--eval_batch_size", ev.batch, "streams per batch")->capture_default_str()
+        ->check(bounds(1, 1 << 20));
+    ecmd.add_option("--cache-size", ev.cache.size, "continuous cache: (hidden state, next word) pairs per stream "
+                    "(0: no cache)")->capture_default_str()->check(bounds(0, 1 << 20));
+    ecmd.add_option("--cache-theta", ev.cache.theta, "continuous cache: flatness of its distribution")
+        ->capture_default_str()->check(bounds(0, 100));
+    ecmd.add_option("--cache-lambda", ev.cache.lambda, "continuous cache: its weight in the mixture")
+        ->capture_default_str()->check(bounds(0, 1));
+    ecmd.add_flag("--cache-tune", ev.tune, "choose theta and lambda by a grid search on the validation split");
+    ecmd.add_option("--precision", ev.precision, "matrix products: fp32, or bf16 (the decoder in bf16, fp32 "
+                    "accumulation; without the cache)")->capture_default_str();
+}
+
+// The generate command's flags.
+void add_generate_flags(CLI::App& gcmd, GenerateFlags& gen) {
+    add_model_flags(gcmd, gen.m);
+    gcmd.add_option("--words", gen.words, "tokens to draw")->capture_default_str()->check(bounds(0, 1 << 30));
+    gcmd.add_option("--temperature", gen.temperature, "softmax temperature (> 0)")->capture_default_str()
+        ->check(bounds(0.0, 1e3, true));
+    gcmd.add_option("--top-k,--top_k", gen.top_k, "draw among the k most likely (0: all)")->capture_default_str();
+    gcmd.add_option("--seed", gen.seed, "random seed")->capture_default_str();
+    gcmd.add_option("--prompt", gen.prompt, "text to condition on");
+    gcmd.add_flag("--interactive", gen.interactive, "a prompt per line of standard input");
+}
+
+// The gradcheck command's flags.
+void add_gradcheck_flags(CLI::App& ccmd, GradcheckFlags& gc, const Registry& registry) {
+    ccmd.add_option("--model", gc.cell, fmt::format("the cell: {}", fmt::join(registry.names(), ", ")))->capture_default_str();
+    ccmd.add_option("--nlayers", gc.o.layers, "layers")->capture_default_str()->check(bounds(1, 8));
+    ccmd.add_option("--steps", gc.o.steps, "time steps")->capture_default_str()->check(bounds(1, 64));
+    ccmd.add_option("--batch", gc.o.batch, "sequences")->capture_default_str()->check(bounds(1, 64));
+    ccmd.add_option("--input", gc.o.input, "input features")->capture_default_str()->check(bounds(1, 256));
+    ccmd.add_option("--nhid", gc.o.hidden, "hidden units")->capture_default_str()->check(bounds(1, 256));
+    ccmd.add_flag("--bidirectional", gc.o.bidirectional, "both directions");
+    ccmd.add_flag("--padded", gc.o.padded, "the second sequence one step shorter (masking)");
+    ccmd.add_option("--seed", gc.o.seed, "random seed")->capture_default_str();
+    ccmd.add_option("--tolerance", gc.o.check.tolerance, "largest accepted relative error")->capture_default_str()
+        ->check(bounds(0.0, 1.0));
+    ccmd.add_option("--cell-option,--cell_option", gc.cell_options, "NAME=VALUE for the cell (repeatable)");
+}
+
+// The options a train command runs with: the command line, a recipe's settings for the flags it leaves, or the
+// resume point's settings (with what may change); the data folder found and the command line recorded.
+TrainOptions resolve_train_options(const TrainOptions& train, const std::map<std::string, CLI::Option*>& train_flags,
+                                   const Registry& registry, int argc, char** argv) {
+    TrainOptions o = train;
+    if (!o.recipe.empty() && o.resume.empty()) o = apply_recipe(train, train.recipe, given(train_flags));
+    if (!o.adaptive_softmax && (train_flags.at("cutoffs")->count() || train_flags.at("div-value")->count()))
+        throw ConfigError("--cutoffs and --div-value go with --adaptive-softmax");
+    if (!o.resume.empty()) {
+        const std::set<std::string> g = given(train_flags);
+        o = merge_resume_options(read_resume_point(o.resume).options, train, g);
+        if (!g.count("save")) {
+            const std::string own = save_path_of_resume(o.resume);
+            if (!own.empty()) o.save = own;
+        }
+    }
+    registry.check(o.cell);
+    o.data = find_data(o.data, o.level == "char" ? "tinyshakespeare" : "wikitext-2");
+    o.command = command_line(argc, argv);
+    return o;
+}
+
 }  // namespace
 
 int run_lm(int argc, char** argv, const Registry& registry) {
@@ -311,46 +379,15 @@ int run_lm(int argc, char** argv, const Registry& registry) {
 
     EvalFlags ev;
     CLI::App* ecmd = app.add_subcommand("eval", "loss and perplexity of a checkpoint on a split");
-    add_model_flags(*ecmd, ev.m);
-    ecmd->add_option("--split", ev.split, "test or valid")->capture_default_str()->check(CLI::IsMember({"test", "valid"}));
-    ecmd->add_option("--bptt", ev.bptt, "steps per window")->capture_default_str()->check(bounds(1, 1 << 20));
-    ecmd->add_option("--eval-batch-size,--eval_batch_size", ev.batch, "streams per batch")->capture_default_str()
-        ->check(bounds(1, 1 << 20));
-    ecmd->add_option("--cache-size", ev.cache.size, "continuous cache: (hidden state, next word) pairs per stream "
-                     "(0: no cache)")->capture_default_str()->check(bounds(0, 1 << 20));
-    ecmd->add_option("--cache-theta", ev.cache.theta, "continuous cache: flatness of its distribution")
-        ->capture_default_str()->check(bounds(0, 100));
-    ecmd->add_option("--cache-lambda", ev.cache.lambda, "continuous cache: its weight in the mixture")
-        ->capture_default_str()->check(bounds(0, 1));
-    ecmd->add_flag("--cache-tune", ev.tune, "choose theta and lambda by a grid search on the validation split");
-    ecmd->add_option("--precision", ev.precision, "matrix products: fp32, or bf16 (the decoder in bf16, fp32 "
-                     "accumulation; without the cache)")->capture_default_str();
+    add_eval_flags(*ecmd, ev);
 
     GenerateFlags gen;
     CLI::App* gcmd = app.add_subcommand("generate", "sample text from a checkpoint");
-    add_model_flags(*gcmd, gen.m);
-    gcmd->add_option("--words", gen.words, "tokens to draw")->capture_default_str()->check(bounds(0, 1 << 30));
-    gcmd->add_option("--temperature", gen.temperature, "softmax temperature (> 0)")->capture_default_str()
-        ->check(bounds(0.0, 1e3, true));
-    gcmd->add_option("--top-k,--top_k", gen.top_k, "draw among the k most likely (0: all)")->capture_default_str();
-    gcmd->add_option("--seed", gen.seed, "random seed")->capture_default_str();
-    gcmd->add_option("--prompt", gen.prompt, "text to condition on");
-    gcmd->add_flag("--interactive", gen.interactive, "a prompt per line of standard input");
+    add_generate_flags(*gcmd, gen);
 
     GradcheckFlags gc;
     CLI::App* ccmd = app.add_subcommand("gradcheck", "gradient-check a registered cell through a few steps, stacked");
-    ccmd->add_option("--model", gc.cell, fmt::format("the cell: {}", fmt::join(registry.names(), ", ")))->capture_default_str();
-    ccmd->add_option("--nlayers", gc.o.layers, "layers")->capture_default_str()->check(bounds(1, 8));
-    ccmd->add_option("--steps", gc.o.steps, "time steps")->capture_default_str()->check(bounds(1, 64));
-    ccmd->add_option("--batch", gc.o.batch, "sequences")->capture_default_str()->check(bounds(1, 64));
-    ccmd->add_option("--input", gc.o.input, "input features")->capture_default_str()->check(bounds(1, 256));
-    ccmd->add_option("--nhid", gc.o.hidden, "hidden units")->capture_default_str()->check(bounds(1, 256));
-    ccmd->add_flag("--bidirectional", gc.o.bidirectional, "both directions");
-    ccmd->add_flag("--padded", gc.o.padded, "the second sequence one step shorter (masking)");
-    ccmd->add_option("--seed", gc.o.seed, "random seed")->capture_default_str();
-    ccmd->add_option("--tolerance", gc.o.check.tolerance, "largest accepted relative error")->capture_default_str()
-        ->check(bounds(0.0, 1.0));
-    ccmd->add_option("--cell-option,--cell_option", gc.cell_options, "NAME=VALUE for the cell (repeatable)");
+    add_gradcheck_flags(*ccmd, gc, registry);
 
     ReportOptions rep;
     CLI::App* rcmd = app.add_subcommand("report", "one self-contained HTML page: how a model trained and what its units do");
@@ -392,22 +429,8 @@ int run_lm(int argc, char** argv, const Registry& registry) {
         if (cmd == "train") {
             std::unique_ptr<Trainer> trainer;
             agree(*comm, [&] {  // every process has the same options: a bad one stops all, said once
-                TrainOptions o = train;
-                if (!o.recipe.empty() && o.resume.empty()) o = apply_recipe(train, train.recipe, given(train_flags));
-                if (!o.adaptive_softmax && (train_flags.at("cutoffs")->count() || train_flags.at("div-value")->count()))
-                    throw ConfigError("--cutoffs and --div-value go with --adaptive-softmax");
-                if (!o.resume.empty()) {
-                    const std::set<std::string> g = given(train_flags);
-                    o = merge_resume_options(read_resume_point(o.resume).options, train, g);
-                    if (!g.count("save")) {
-                        const std::string own = save_path_of_resume(o.resume);
-                        if (!own.empty()) o.save = own;
-                    }
-                }
-                registry.check(o.cell);
-                o.data = find_data(o.data, o.level == "char" ? "tinyshakespeare" : "wikitext-2");
-                o.command = command_line(argc, argv);
-                trainer = std::make_unique<Trainer>(o, registry, std::cout, comm.get());
+                trainer = std::make_unique<Trainer>(resolve_train_options(train, train_flags, registry, argc, argv),
+                                                    registry, std::cout, comm.get());
             });
             const TrainResult r = trainer->run();
             status = r.stopped_non_finite ? 3 : 0;
