@@ -31,6 +31,11 @@ namespace xtgrad {
 
 namespace {
 
+// --cache-tune's grid: theta is the sharpness of the cache's softmax over h_t . h_i, whose scale grows with the
+// model's hidden size (Grave et al. 2017 tune it on the validation split too); lambda is the cache's share.
+const std::vector<double> kThetas = {0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.4, 2.0, 3.0};
+const std::vector<double> kLambdas = {0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4};
+
 template <class T>
 struct is_vector : std::false_type {};
 template <class T>
@@ -160,12 +165,14 @@ int cmd_eval(EvalFlags& e, const Registry& registry, Comm& comm) {
     if (e.cache.size == 0) throw ConfigError("--cache-tune needs --cache-size N");
     if (e.tune) {  // chosen on the validation split, reported on the split asked for
         const CacheTuning t = tune_cache(trace_for_cache(*m.model, batchify(corpus.valid, e.batch), e.bptt), e.cache.size,
-                                         {0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0},
-                                         {0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4});
+                                         kThetas, kLambdas);
         fmt::print("cache tuning on valid (size {}): model ppl {:.2f}", e.cache.size, perplexity(t.model_loss));
         for (const auto& p : t.grid) fmt::print("{}theta {:g} lambda {:g}: ppl {:.2f}", "\n  ", p.theta, p.lambda, perplexity(p.loss));
-        fmt::print("\nchosen: theta {:g} lambda {:g} (valid ppl {:.2f})\n", t.best.theta, t.best.lambda,
-                   perplexity(t.best_loss));
+        const bool edge = t.best.theta == kThetas.front() || t.best.theta == kThetas.back() ||
+                          t.best.lambda == kLambdas.front() || t.best.lambda == kLambdas.back();
+        fmt::print("\nchosen: theta {:g} lambda {:g} (valid ppl {:.2f}){}\n", t.best.theta, t.best.lambda,
+                   perplexity(t.best_loss), edge ? "; at the edge of the grid: set --cache-theta and --cache-lambda "
+                                                   "beyond it to look further" : "");
         e.cache = t.best;
     }
     const CacheTrace tr = trace_for_cache(*m.model, data, e.bptt);
