@@ -271,7 +271,7 @@ void Trainer::log_interval(std::size_t batch, std::size_t nbatches) {
     const double cur = s.interval_loss / n, lr = s.schedule->lr();
     say(fmt::format("| epoch {:3d} | {:5d}/{}{:5d} batches | lr {} | ms/batch {:7.2f} | tok/s {:7.0f} | loss {:5.2f} | "
                     "ppl {:8.2f} | grad norm {:6.2f}",
-                    s.progress.epoch, batch, o_.variable_bptt ? "~" : "", nbatches, lr >= 0.01 ? fmt::format("{:05.2f}", lr) : fmt::format("{:.2e}", lr),
+                    s.progress.epoch, batch, o_.variable_bptt ? "~" : "", nbatches, lr >= 0.01 ? fmt::format("{:5.2f}", lr) : fmt::format("{:.2e}", lr),
                     el * 1000 / n, static_cast<double>(s.interval_tokens) / el, cur, perplexity(cur), s.interval_norm / n));
     std::vector<std::pair<std::string, MetricValue>> fields = {
         {"epoch", static_cast<std::int64_t>(s.progress.epoch)}, {"batch", static_cast<std::int64_t>(batch)},
