@@ -55,6 +55,7 @@ std::vector<Config> configs(std::size_t n, std::size_t w) {
         {"lstm-200-adaptive", "LSTM", 200, 0.2f, false, n, w, true},
         {"lstm-200-bf16", "LSTM", 200, 0.2f, false, n, w, false, Precision::bf16, "lstm-200"},
         {"lstm-650-bf16", "LSTM", 650, 0.5f, false, n650, w650, false, Precision::bf16, "lstm-650"},
+        {"lstm-200-adaptive-bf16", "LSTM", 200, 0.2f, false, n, w, true, Precision::bf16, "lstm-200-adaptive"},
     };
 }
 
@@ -383,7 +384,7 @@ int main(int argc, char** argv) {
             m.json = r.out.substr(0, r.out.find('\n'));
             m.tps = json_num(m.json, "tokens_per_s");
             m.fraction = json_num(m.json, "fraction_of_sgemm");
-            fmt::print("\n[{}] {:<17} {:>7.0f} tok/s | {:>7.1f} ms/batch | {:.0f}% of the roofline (products alone: "
+            fmt::print("\n[{}] {:<22} {:>7.0f} tok/s | {:>7.1f} ms/batch | {:.0f}% of the roofline (products alone: "
                        "{:.1f} GFLOP/s, {:.1f} ms/batch) | peak {:.0f} MB\n",
                        rep + 1, c.name, m.tps, json_num(m.json, "ms_per_batch"), 100 * m.fraction,
                        json_num(m.json, "sgemm_gflops"), json_num(m.json, "sgemm_ms_per_batch"),
@@ -400,7 +401,7 @@ int main(int argc, char** argv) {
             runs[c.name].push_back(m);
         }
     }
-    fmt::print("\n{:<18} {:>8} {:>9} {:>9} {:>10} {:>8}  {}\n", "configuration", "tok/s", "roofline", "PyTorch",
+    fmt::print("\n{:<23} {:>8} {:>9} {:>9} {:>10} {:>8}  {}\n", "configuration", "tok/s", "roofline", "PyTorch",
                "xtgrad/PT", "peak MB", "other ratios (medians of per-repetition ratios)");
     std::string results = "[";
     for (const Config* cp : chosen) {
@@ -424,8 +425,8 @@ int main(int argc, char** argv) {
         std::string other;
         if (!vs_twin.empty()) other += fmt::format("{:.2f}x xtgrad fp32", median(vs_twin));
         if (!vs_torch32.empty()) other += fmt::format(", {:.2f}x PyTorch fp32", median(vs_torch32));
-        if (!vs_full.empty()) other += fmt::format("{:.2f}x the full softmax", median(vs_full));
-        fmt::print("{:<18} {:>8.0f} {:>8.0f}% {:>9} {:>10} {:>8.0f}  {}\n", c.name, median(tps), 100 * median(frac),
+        if (!vs_full.empty()) other += fmt::format("{}{:.2f}x the full softmax", other.empty() ? "" : ", ", median(vs_full));
+        fmt::print("{:<23} {:>8.0f} {:>8.0f}% {:>9} {:>10} {:>8.0f}  {}\n", c.name, median(tps), 100 * median(frac),
                    ttps.empty() ? "-" : fmt::format("{:.0f}", median(ttps)),
                    vs_torch.empty() ? "-" : fmt::format("{:.2f}x", median(vs_torch)),
                    json_num(ms.back().json, "peak_rss_mb"), other);
