@@ -1,6 +1,10 @@
 #include <xtgrad/lib/blas.hpp>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <type_traits>
 #include <vector>
 
@@ -279,5 +283,29 @@ void set_blas_threads(int n) {
 #endif
 
 int blas_threads() { return openblas_get_num_threads(); }
+
+void prefer_passive_openmp(int argc, char** argv) {
+#ifdef XTGRAD_HAVE_DNNL
+    if (argc < 1 || !argv || std::getenv("OMP_WAIT_POLICY")) return;
+    // Only the process's own command line is re-executed: an argv made up by a caller would run something else.
+    std::string own, given;
+    if (FILE* f = std::fopen("/proc/self/cmdline", "rb")) {
+        char buf[4096];
+        for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) own.append(buf, n);
+        std::fclose(f);
+    }
+    for (int i = 0; i < argc; ++i) {
+        if (!argv[i]) return;
+        given.append(argv[i]).push_back('\0');
+    }
+    if (own != given || setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    std::fflush(stdout);
+    std::fflush(stderr);
+    execv("/proc/self/exe", argv);  // returns only on failure: then run on, spinning threads and all
+    unsetenv("OMP_WAIT_POLICY");
+#else
+    (void)argc, (void)argv;
+#endif
+}
 
 }  // namespace xtgrad

@@ -372,6 +372,7 @@ TrainOptions resolve_train_options(const TrainOptions& train, const std::map<std
 }  // namespace
 
 int run_lm(int argc, char** argv, const Registry& registry) {
+    prefer_passive_openmp(argc, argv);  // may re-execute the program: before anything else happens
     const std::string& prog = registry.program;
     CLI::App app{fmt::format("{}: train, evaluate and sample recurrent language models with the conventions of the "
                              "PyTorch word-language-model example. Models: {}", prog, fmt::join(registry.names(), ", ")),

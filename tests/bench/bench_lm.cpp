@@ -326,6 +326,7 @@ void print_breakdown(const std::string& line) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    prefer_passive_openmp(argc, argv);  // the children inherit it
     std::string data = "../shared/data/wikitext-2", json, only, bench = "../shared/bench", child, backend = "auto";
     std::size_t batches = 50, warmup = 10, repeat = 1;
     bool torch = false;
