@@ -294,6 +294,11 @@ std::pair<double, double> torch_run(const Config& c, const std::string& data, co
     const std::string key = c.eval ? "eval tok/s " : "tok/s ";
     const std::size_t p = c.eval ? r.out.find("eval tok/s ") : r.out.rfind("tok/s ");
     if (r.rc == 0 && p != std::string::npos) tps = std::atof(r.out.c_str() + p + key.size());
+    if (tps <= 0.0) {  // say why, rather than print a speed of 0 (torch not installed, a bad flag, ...)
+        const std::size_t from = r.out.size() > 600 ? r.out.size() - 600 : 0;
+        fmt::print(stderr, "bench_lm: the PyTorch reference gave no tok/s (exit status {}); its last output:\n{}\n",
+                   r.rc, r.out.substr(from));
+    }
     return {tps, static_cast<double>(r.peak_kb) / 1024.0};
 }
 
@@ -393,9 +398,12 @@ int main(int argc, char** argv) {
             print_breakdown(m.json);
             if (torch && !c.adaptive) {
                 std::tie(m.torch_tps, m.torch_peak) = torch_run(c, data, bench);
-                fmt::print("    PyTorch ({}) {:.0f} tok/s, peak {:.0f} MB | xtgrad/PyTorch {:.2f}x\n",
-                           c.precision == Precision::bf16 ? "bf16 autocast" : "fp32", m.torch_tps, m.torch_peak,
-                           m.torch_tps > 0 ? m.tps / m.torch_tps : 0.0);
+                const char* mode = c.precision == Precision::bf16 ? "bf16 autocast" : "fp32";
+                if (m.torch_tps > 0)
+                    fmt::print("    PyTorch ({}) {:.0f} tok/s, peak {:.0f} MB | xtgrad/PyTorch {:.2f}x\n", mode,
+                               m.torch_tps, m.torch_peak, m.tps / m.torch_tps);
+                else
+                    fmt::print("    PyTorch ({}): no result (why: above)\n", mode);
                 m.json.insert(m.json.size() - 1, fmt::format(R"(,"torch_tokens_per_s":{:.1f},"torch_peak_rss_mb":{:.1f})",
                                                              m.torch_tps, m.torch_peak));
             }
